@@ -1,0 +1,94 @@
+"""Vectorised construction of training windows and evaluation batches.
+
+Causal training (SASRec, GRU4Rec) follows the prefix protocol exactly: target ``j`` of a
+training sequence is predicted from ``seq[max(0, j - L):j]``. The first window of each user
+serves every target up to position ``L`` in one causal pass; each later target gets its own
+window whose last position carries the only loss. No loop runs over users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import SequenceData
+
+SPLIT_HOLDOUT = {"valid": 2, "test": 1}
+
+
+@dataclass(frozen=True)
+class EvalBatch:
+    """Inputs and targets of one evaluation split, one row per user."""
+
+    inputs: np.ndarray  # (n_users, context) left-aligned, 0-padded
+    lengths: np.ndarray  # (n_users,)
+    targets: np.ndarray  # (n_users,)
+    history: np.ndarray  # (n_users, longest history) every item before the target, 0-padded
+
+
+def _gather(items: np.ndarray, index: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    return np.where(valid, items[np.where(valid, index, 0)], 0)
+
+
+def causal_windows(data: SequenceData, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input and target windows for next-item training over every training position.
+
+    Returns
+    -------
+    inputs, targets : ndarray of shape (n_windows, max_len)
+        ``targets[w, t]`` is the item that follows ``inputs[w, :t + 1]``; 0 means no loss.
+    """
+    starts = data.offsets[:-1]
+    train_len = data.lengths - SPLIT_HOLDOUT["valid"]
+    first_targets = np.clip(np.minimum(train_len - 1, max_len), 0, None)
+    column = np.arange(max_len)
+    valid = column < first_targets[:, None]
+    index = starts[:, None] + column
+    inputs = _gather(data.items, index, valid)
+    targets = _gather(data.items, index + 1, valid)
+    keep = first_targets > 0
+    inputs, targets = inputs[keep], targets[keep]
+
+    extra = np.clip(train_len - 1 - max_len, 0, None)
+    if extra.sum():
+        owner = np.repeat(np.arange(data.n_users), extra)
+        first_of_owner = np.repeat(np.cumsum(extra) - extra, extra)
+        position = max_len + 1 + np.arange(owner.size) - first_of_owner
+        window_start = starts[owner] + position - max_len
+        extra_inputs = data.items[window_start[:, None] + column]
+        extra_targets = np.zeros_like(extra_inputs)
+        extra_targets[:, -1] = data.items[starts[owner] + position]
+        inputs = np.concatenate([inputs, extra_inputs])
+        targets = np.concatenate([targets, extra_targets])
+    return inputs, targets
+
+
+def cloze_windows(data: SequenceData, max_len: int) -> np.ndarray:
+    """Training sequences cut from their end into windows of ``max_len``, left-aligned."""
+    starts = data.offsets[:-1]
+    train_len = data.lengths - SPLIT_HOLDOUT["valid"]
+    n_windows = -(-train_len // max_len)
+    owner = np.repeat(np.arange(data.n_users), n_windows)
+    rank_from_end = np.arange(owner.size) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+    end = starts[owner] + train_len[owner] - rank_from_end * max_len
+    begin = np.maximum(end - max_len, starts[owner])
+    column = np.arange(max_len)
+    return _gather(data.items, begin[:, None] + column, column < (end - begin)[:, None])
+
+
+def eval_batch(data: SequenceData, split: str, context: int) -> EvalBatch:
+    """The last ``context`` items before each user's ``split`` target, and the target."""
+    if split not in SPLIT_HOLDOUT:
+        raise ValueError(f"split={split!r} must be one of {sorted(SPLIT_HOLDOUT)}.")
+    starts = data.offsets[:-1]
+    history_len = data.lengths - SPLIT_HOLDOUT[split]
+    targets = data.items[starts + history_len]
+    lengths = np.minimum(history_len, context)
+    column = np.arange(context)
+    inputs = _gather(
+        data.items, (starts + history_len - lengths)[:, None] + column, column < lengths[:, None]
+    )
+    longest = np.arange(int(history_len.max()))
+    history = _gather(data.items, starts[:, None] + longest, longest < history_len[:, None])
+    return EvalBatch(inputs, lengths, targets, history)

@@ -1,0 +1,251 @@
+"""Interaction logs to chronological item sequences: loading, k-core filtering, splits.
+
+Item index convention: model index ``i + 1`` is ``item_ids[i]`` and embedding row
+``embedding_rows[i]`` of the matrix the user passed; index 0 is padding.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+ORDER_COLUMNS = ("timestamp", "position")
+
+
+@dataclass(frozen=True)
+class FilterReport:
+    """What k-core filtering removed, so that nothing is dropped silently."""
+
+    k_core: int
+    iterations: int
+    interactions_before: int
+    interactions_after: int
+    users_before: int
+    users_after: int
+    items_before: int
+    items_after: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.k_core}-core filtering ({self.iterations} iterations) kept "
+            f"{self.interactions_after}/{self.interactions_before} interactions, "
+            f"{self.users_after}/{self.users_before} users, "
+            f"{self.items_after}/{self.items_before} items"
+        )
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    """Chronological item sequences of every user, with a leave-one-out split.
+
+    Attributes
+    ----------
+    user_ids : ndarray of shape (n_users,)
+        Original user ids.
+    item_ids : ndarray of shape (n_items,)
+        Original item ids; model index ``i + 1`` is ``item_ids[i]``.
+    embedding_rows : ndarray of shape (n_items,)
+        Row of the user's embedding matrix for each item (``arange`` when no catalogue was
+        given).
+    offsets : ndarray of shape (n_users + 1,)
+        User ``u``'s sequence is ``items[offsets[u]:offsets[u + 1]]``.
+    items : ndarray of shape (n_interactions,)
+        Model item indices (1-based), chronological within each user.
+    report : FilterReport
+        What filtering removed.
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    embedding_rows: np.ndarray
+    offsets: np.ndarray
+    items: np.ndarray
+    report: FilterReport = field(repr=False)
+
+    @property
+    def n_users(self) -> int:
+        return self.user_ids.size
+
+    @property
+    def n_items(self) -> int:
+        return self.item_ids.size
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def align(self, matrix: np.ndarray) -> np.ndarray:
+        """Rows of ``matrix`` (one per catalogue item) in model order, for the item table."""
+        matrix = np.asarray(matrix)
+        needed = int(self.embedding_rows.max()) + 1
+        if matrix.ndim != 2 or matrix.shape[0] < needed:
+            raise ValueError(
+                f"The item matrix has shape {matrix.shape}, but the data set refers to "
+                f"embedding row {needed - 1}; pass one row per catalogue item, in the "
+                "catalogue's order."
+            )
+        return matrix[self.embedding_rows]
+
+    def train_sequences(self) -> list[np.ndarray]:
+        """Training part of each sequence as embedding row indices (for co-occurrence)."""
+        ends = self.offsets[1:] - 2
+        rows = self.embedding_rows[self.items - 1]
+        return np.split(rows, np.stack([self.offsets[:-1], ends], axis=1).ravel())[1::2]
+
+
+def load_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read ``interactions.csv.gz`` and ``items.csv.gz`` from a data folder.
+
+    Returns
+    -------
+    interactions : DataFrame with ``user_id``, ``item_id`` and ``timestamp`` or ``position``
+    items : DataFrame with ``item_id`` and text columns
+    """
+    folder = Path(folder)
+    tables = {}
+    for name, required in (("interactions", ("user_id", "item_id")), ("items", ("item_id",))):
+        path = folder / f"{name}.csv.gz"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing; a data folder needs interactions.csv.gz and items.csv.gz."
+            )
+        table = pd.read_csv(path, dtype={"user_id": str, "item_id": str})
+        missing = [c for c in required if c not in table.columns]
+        if missing:
+            raise ValueError(f"{path} lacks column(s) {missing}; it has {list(table.columns)}.")
+        tables[name] = table
+    if not any(c in tables["interactions"].columns for c in ORDER_COLUMNS):
+        raise ValueError(
+            f"{folder / 'interactions.csv.gz'} needs a 'timestamp' or 'position' column to "
+            "order each user's interactions."
+        )
+    return tables["interactions"], tables["items"]
+
+
+def read_recbole(path: str | Path) -> pd.DataFrame:
+    """Read a RecBole atomic ``.inter`` file (``field:type`` headers, tab-separated).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.inter`` file, or a folder holding exactly one.
+
+    Returns
+    -------
+    interactions : DataFrame with the type suffixes stripped from the column names
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.inter"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"expected one .inter file in {path}, found {len(found)}.")
+        path = found[0]
+    table = pd.read_csv(path, sep="\t", dtype=str)
+    table.columns = [c.split(":", 1)[0] for c in table.columns]
+    for column in ORDER_COLUMNS:
+        if column in table.columns:
+            table[column] = pd.to_numeric(table[column])
+    return table
+
+
+def _kcore(frame: pd.DataFrame, k: int) -> tuple[pd.DataFrame, int]:
+    iterations = 0
+    while True:
+        iterations += 1
+        user_counts = frame["user_id"].map(frame["user_id"].value_counts())
+        item_counts = frame["item_id"].map(frame["item_id"].value_counts())
+        keep = (user_counts >= k) & (item_counts >= k)
+        if keep.all():
+            return frame, iterations
+        frame = frame[keep]
+
+
+def build_sequences(
+    interactions: pd.DataFrame,
+    *,
+    catalogue: pd.Series | np.ndarray | None = None,
+    k_core: int = 5,
+    min_length: int = 3,
+) -> SequenceData:
+    """Filter, order and index an interaction log.
+
+    Parameters
+    ----------
+    interactions : DataFrame
+        Columns ``user_id``, ``item_id`` and ``timestamp`` or ``position``.
+    catalogue : array-like of item ids, optional
+        Item id of each row of the embedding matrix. Every interacted item must be in it.
+    k_core : int, default=5
+        Iterative k-core: keep users and items with at least ``k_core`` interactions.
+    min_length : int, default=3
+        Users need a training item, a validation and a test target.
+
+    Returns
+    -------
+    SequenceData
+    """
+    missing = [c for c in ("user_id", "item_id") if c not in interactions.columns]
+    order = next((c for c in ORDER_COLUMNS if c in interactions.columns), None)
+    if missing or order is None:
+        raise ValueError(
+            "interactions need columns user_id, item_id and timestamp or position; "
+            f"got {list(interactions.columns)}."
+        )
+    frame = interactions[["user_id", "item_id", order]].copy()
+    frame["item_id"] = frame["item_id"].astype(str)
+    frame["user_id"] = frame["user_id"].astype(str)
+
+    if catalogue is not None:
+        catalogue = pd.Index(np.asarray(catalogue).astype(str))
+        if catalogue.has_duplicates:
+            dup = catalogue[catalogue.duplicated()].unique()
+            raise ValueError(
+                f"the item catalogue has {dup.size} duplicate id(s), e.g. {list(dup[:3])}; "
+                "each item needs exactly one embedding row."
+            )
+        unknown = ~frame["item_id"].isin(catalogue)
+        if unknown.any():
+            examples = frame.loc[unknown, "item_id"].unique()[:3].tolist()
+            raise ValueError(
+                f"{int(unknown.sum())} interactions name items with no embedding row, e.g. "
+                f"{examples}; encode those items or drop their interactions first."
+            )
+
+    before = (len(frame), frame["user_id"].nunique(), frame["item_id"].nunique())
+    frame, iterations = _kcore(frame, k_core)
+    lengths = frame.groupby("user_id").size()
+    frame = frame[frame["user_id"].map(lengths) >= min_length]
+    if frame.empty:
+        raise ValueError(
+            f"no interactions are left after {k_core}-core filtering (from {before[0]}); "
+            "lower k_core or check the user and item columns."
+        )
+    report = FilterReport(
+        k_core, iterations, before[0], len(frame), before[1], frame["user_id"].nunique(),
+        before[2], frame["item_id"].nunique(),
+    )
+    if report.interactions_after < report.interactions_before:
+        logger.warning("%s", report)
+
+    frame = frame.sort_values(["user_id", order], kind="stable")
+    user_codes, user_ids = pd.factorize(frame["user_id"], sort=True)
+    item_codes, item_ids = pd.factorize(frame["item_id"], sort=True)
+    if catalogue is None:
+        embedding_rows = np.arange(item_ids.size)
+    else:
+        embedding_rows = catalogue.get_indexer(item_ids)
+    counts = np.bincount(user_codes, minlength=user_ids.size)
+    return SequenceData(
+        user_ids=np.asarray(user_ids),
+        item_ids=np.asarray(item_ids),
+        embedding_rows=np.asarray(embedding_rows, dtype=np.int64),
+        offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        items=(item_codes + 1).astype(np.int64),
+        report=report,
+    )

@@ -1,0 +1,106 @@
+"""The model contract shared by every backbone.
+
+A backbone implements only ``encode``: a batch of item sequences to one state per position.
+The base class owns the item table, input embedding, full-sort scoring and the loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..batching import causal_windows
+from ..data import SequenceData
+from ..item_table import ItemTable
+
+
+def trim_padding(items: torch.Tensor) -> torch.Tensor:
+    """Drop trailing columns that are padding in every row (inputs are left-aligned)."""
+    longest = int((items > 0).sum(dim=1).max()) if items.numel() else 0
+    return items[:, : max(longest, 1)]
+
+
+class SequentialRecommender(nn.Module):
+    """Base class: item table, scoring over all items, cross-entropy loss.
+
+    Parameters
+    ----------
+    item_table : ItemTable
+        Supplies the ``(n_items + 1, hidden_size)`` item weights; row 0 is padding.
+    max_len : int
+        Longest input sequence.
+
+    Notes
+    -----
+    Inputs are left-aligned: a sequence of length ``m`` fills positions ``0..m-1`` and the
+    rest is padding (item 0). Causal backbones therefore never see padding at a valid
+    position, and the user state is the output at position ``m - 1``.
+    """
+
+    causal: bool = True
+
+    def __init__(self, item_table: ItemTable, *, max_len: int) -> None:
+        super().__init__()
+        self.item_table = item_table
+        self.max_len = max_len
+        self.hidden_size = item_table.hidden_size
+        self.n_items = item_table.n_items
+
+    @property
+    def context_len(self) -> int:
+        """How many past items an evaluation input holds."""
+        return self.max_len
+
+    def item_weights(self) -> torch.Tensor:
+        """Weights used both to embed inputs and to score items."""
+        return self.item_table()
+
+    def encode(self, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch, length)`` item indices to ``(batch, length, hidden)`` states."""
+        raise NotImplementedError
+
+    def score(self, states: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Logits over item indices ``0..n_items``; the padding item gets ``-inf``."""
+        logits = states @ weights[: self.n_items + 1].T
+        logits[..., 0] = float("-inf")
+        return logits
+
+    def user_states(self, items: torch.Tensor, lengths: torch.Tensor,
+                    weights: torch.Tensor) -> torch.Tensor:
+        """One state per sequence, at its last item."""
+        states = self.encode(trim_padding(items), weights)
+        last = (lengths - 1).clamp(min=0)
+        return states[torch.arange(items.shape[0], device=items.device), last]
+
+    def predict(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for each sequence, shape ``(batch, n_items + 1)``."""
+        weights = self.item_weights()
+        return self.score(self.user_states(items, lengths, weights), weights)
+
+    def loss(self, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over all positions with a target (``targets > 0``)."""
+        weights = self.item_weights()
+        items = trim_padding(items)
+        targets = targets[:, : items.shape[1]]
+        states = self.encode(items, weights)
+        has_target = targets > 0
+        logits = self.score(states[has_target], weights)
+        return F.cross_entropy(logits.float(), targets[has_target])
+
+    def window_weights(self, windows: torch.Tensor) -> torch.Tensor:
+        """Training examples carried by each stored window (its number of targets)."""
+        return (windows[:, 1] > 0).sum(dim=1)
+
+    def training_windows(self, data: SequenceData) -> torch.Tensor:
+        """Every training example of a data set: ``(n_windows, channels, max_len)`` integers.
+
+        Channel 0 holds the left-aligned input items; causal models keep targets in channel 1.
+        """
+        inputs, targets = causal_windows(data, self.max_len)
+        return torch.from_numpy(np.stack([inputs, targets], axis=1))
+
+    def training_batch(self, windows: torch.Tensor, generator: torch.Generator):
+        """Turn a batch of stored windows into ``(items, targets)`` for :meth:`loss`."""
+        return windows[:, 0], windows[:, 1]

@@ -1,0 +1,48 @@
+"""GRU4Rec: a recurrent session encoder (Hidasi et al., 2016), RecBole's variant."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..item_table import ItemTable
+from .base import SequentialRecommender
+
+
+class GRU4Rec(SequentialRecommender):
+    """GRU over the item embeddings, projected back to the item table's width.
+
+    Parameters
+    ----------
+    item_table : ItemTable
+        Item weights; their width is the embedding size.
+    max_len : int, default=50
+        Longest input sequence.
+    gru_hidden_size : int, default=128
+    n_layers : int, default=1
+    dropout : float, default=0.5
+        Dropout on the input embeddings.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from recmodels import GRU4Rec, TrainableTable
+    >>> model = GRU4Rec(TrainableTable(10, 8), max_len=5, gru_hidden_size=6)
+    >>> model.predict(torch.tensor([[3, 4, 5, 0, 0]]), torch.tensor([3])).shape
+    torch.Size([1, 11])
+    """
+
+    def __init__(self, item_table: ItemTable, *, max_len: int = 50, gru_hidden_size: int = 128,
+                 n_layers: int = 1, dropout: float = 0.5) -> None:
+        super().__init__(item_table, max_len=max_len)
+        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(self.hidden_size, gru_hidden_size, n_layers, batch_first=True,
+                          bias=False)
+        self.out = nn.Linear(gru_hidden_size, self.hidden_size)
+        for name, weight in self.gru.named_parameters():
+            nn.init.xavier_uniform_(weight) if "weight_ih" in name else nn.init.orthogonal_(weight)
+        nn.init.xavier_normal_(self.out.weight)
+
+    def encode(self, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states, _ = self.gru(self.dropout(weights[items]))
+        return self.out(states)

@@ -1,0 +1,107 @@
+"""Loading, filtering, indexing and the training windows of the prefix protocol."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recmodels import build_sequences, load_folder, read_recbole
+from recmodels.batching import causal_windows, cloze_windows, eval_batch
+from recmodels_helpers import synthetic_log
+
+
+def test_kcore_is_iterative_and_reported():
+    log = pd.DataFrame({
+        "user_id": ["a"] * 3 + ["b"] * 3 + ["c"] * 2,
+        "item_id": ["x", "y", "z", "x", "y", "z", "x", "w"],
+        "position": [0, 1, 2, 0, 1, 2, 0, 1],
+    })
+    data = build_sequences(log, k_core=2)
+    # "w" goes (1 interaction), then "c" has 1 left and goes, which keeps x, y, z at 2.
+    assert data.n_users == 2 and data.n_items == 3
+    assert data.report.interactions_after == 6 and data.report.iterations == 3
+    assert "6/8 interactions" in str(data.report)
+
+
+def test_sequences_are_chronological_and_indexed_by_catalogue():
+    log = pd.DataFrame({"user_id": ["u"] * 4, "item_id": ["c", "a", "b", "a"],
+                        "timestamp": [30, 10, 20, 40]})
+    catalogue = ["b", "a", "c", "unused"]
+    data = build_sequences(log, catalogue=catalogue, k_core=1)
+    seq = data.item_ids[data.items - 1]
+    np.testing.assert_array_equal(seq, ["a", "b", "c", "a"])
+    np.testing.assert_array_equal(np.asarray(catalogue)[data.embedding_rows], data.item_ids)
+    matrix = np.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal(data.align(matrix), matrix[data.embedding_rows])
+
+
+def test_bad_logs_get_clear_errors():
+    log = synthetic_log()
+    with pytest.raises(ValueError, match=r"interactions name items with no embedding row"):
+        build_sequences(log, catalogue=["i0", "i1"])
+    with pytest.raises(ValueError, match="duplicate id"):
+        build_sequences(log, catalogue=["i0", "i0"] + [f"i{i}" for i in range(1, 25)])
+    with pytest.raises(ValueError, match="no interactions are left after 50-core"):
+        build_sequences(log, k_core=50)
+    with pytest.raises(ValueError, match="timestamp or position"):
+        build_sequences(log.drop(columns="position"))
+
+
+def test_prefix_protocol_windows_match_brute_force():
+    data = build_sequences(synthetic_log(max_len=30), k_core=1)
+    L = 6
+    inputs, targets = causal_windows(data, L)
+    produced = set()
+    for row_in, row_t in zip(inputs, targets):
+        for t in np.flatnonzero(row_t):
+            context = tuple(row_in[: t + 1][row_in[: t + 1] > 0])
+            produced.add((context, row_t[t]))
+    expected = set()
+    for u in range(data.n_users):
+        train = data.items[data.offsets[u] : data.offsets[u + 1] - 2]
+        for j in range(1, train.size):
+            expected.add((tuple(train[max(0, j - L) : j]), train[j]))
+    assert produced == expected
+    assert int((targets > 0).sum()) == sum(
+        max(n - 3, 0) for n in data.lengths
+    )
+
+
+def test_cloze_windows_cover_every_training_item():
+    data = build_sequences(synthetic_log(max_len=30), k_core=1)
+    windows = cloze_windows(data, 7)
+    assert sorted(windows[windows > 0].tolist()) == sorted(
+        np.concatenate([data.items[s : e - 2] for s, e in zip(data.offsets[:-1], data.offsets[1:])]).tolist()
+    )
+
+
+def test_eval_batch_holds_out_last_two():
+    data = build_sequences(synthetic_log(), k_core=1)
+    valid, test = eval_batch(data, "valid", 50), eval_batch(data, "test", 50)
+    ends = data.offsets[1:]
+    np.testing.assert_array_equal(test.targets, data.items[ends - 1])
+    np.testing.assert_array_equal(valid.targets, data.items[ends - 2])
+    np.testing.assert_array_equal(test.lengths, valid.lengths + 1)
+    short = eval_batch(data, "test", 3)
+    np.testing.assert_array_equal(short.inputs[:, 2], data.items[ends - 2])
+
+
+def test_folder_and_recbole_loaders(tmp_path):
+    log = synthetic_log()
+    folder = tmp_path / "data"
+    folder.mkdir()
+    log.to_csv(folder / "interactions.csv.gz", index=False)
+    with pytest.raises(FileNotFoundError, match="items.csv.gz is missing"):
+        load_folder(folder)
+    pd.DataFrame({"item_id": sorted(log.item_id.unique())}).to_csv(folder / "items.csv.gz", index=False)
+    interactions, items = load_folder(folder)
+    assert len(interactions) == len(log) and "item_id" in items
+
+    inter = tmp_path / "toy.inter"
+    renamed = log.rename(columns={"user_id": "user_id:token", "item_id": "item_id:token",
+                                  "position": "timestamp:float"})
+    renamed.to_csv(inter, sep="\t", index=False)
+    loaded = read_recbole(tmp_path)
+    assert list(loaded.columns) == ["user_id", "item_id", "timestamp"]
+    a = build_sequences(loaded, k_core=1)
+    b = build_sequences(log, k_core=1)
+    np.testing.assert_array_equal(a.item_ids[a.items - 1], b.item_ids[b.items - 1])
