@@ -31,14 +31,28 @@ def _gather(items: np.ndarray, index: np.ndarray, valid: np.ndarray) -> np.ndarr
     return np.where(valid, items[np.where(valid, index, 0)], 0)
 
 
-def causal_windows(data: SequenceData, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+def causal_windows(data: SequenceData, max_len: int,
+                   stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Input and target windows for next-item training over every training position.
+
+    Parameters
+    ----------
+    data : SequenceData
+    max_len : int
+        Window length ``L``.
+    stride : int, default=1
+        Targets past position ``L`` trained per extra window. 1 gives each of them exactly
+        the prefix protocol's context (``L`` items); ``s > 1`` trains ``s`` targets per window
+        with at least ``L - s + 1`` items of context, ``s`` times less encoder work on long
+        sequences.
 
     Returns
     -------
     inputs, targets : ndarray of shape (n_windows, max_len)
         ``targets[w, t]`` is the item that follows ``inputs[w, :t + 1]``; 0 means no loss.
     """
+    if not 1 <= stride <= max_len:
+        raise ValueError(f"stride={stride} must be in [1, max_len={max_len}].")
     starts = data.offsets[:-1]
     train_len = data.lengths - SPLIT_HOLDOUT["valid"]
     first_targets = np.clip(np.minimum(train_len - 1, max_len), 0, None)
@@ -51,14 +65,16 @@ def causal_windows(data: SequenceData, max_len: int) -> tuple[np.ndarray, np.nda
     inputs, targets = inputs[keep], targets[keep]
 
     extra = np.clip(train_len - 1 - max_len, 0, None)
-    if extra.sum():
-        owner = np.repeat(np.arange(data.n_users), extra)
-        first_of_owner = np.repeat(np.cumsum(extra) - extra, extra)
-        position = max_len + 1 + np.arange(owner.size) - first_of_owner
-        window_start = starts[owner] + position - max_len
+    n_windows = -(-extra // stride)
+    if n_windows.sum():
+        owner = np.repeat(np.arange(data.n_users), n_windows)
+        rank = np.arange(owner.size) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+        end = np.minimum(max_len + (rank + 1) * stride, train_len[owner] - 1)
+        count = end - (max_len + rank * stride)
+        window_start = starts[owner] + end - max_len
         extra_inputs = data.items[window_start[:, None] + column]
-        extra_targets = np.zeros_like(extra_inputs)
-        extra_targets[:, -1] = data.items[starts[owner] + position]
+        trained = column >= (max_len - count)[:, None]
+        extra_targets = _gather(data.items, window_start[:, None] + column + 1, trained)
         inputs = np.concatenate([inputs, extra_inputs])
         targets = np.concatenate([targets, extra_targets])
     return inputs, targets

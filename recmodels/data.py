@@ -93,9 +93,13 @@ class SequenceData:
         return matrix[self.embedding_rows]
 
     def train_sequences(self) -> list[np.ndarray]:
-        """Training part of each sequence as embedding row indices (for co-occurrence)."""
+        """Training part of each sequence as row indices of :meth:`align`'s output.
+
+        Validation and test targets are left out, so a co-occurrence graph built from these
+        never sees held-out interactions.
+        """
         ends = self.offsets[1:] - 2
-        rows = self.embedding_rows[self.items - 1]
+        rows = self.items - 1
         return np.split(rows, np.stack([self.offsets[:-1], ends], axis=1).ravel())[1::2]
 
 

@@ -79,6 +79,10 @@ class Trainer:
     eval_batch_size : int, default=1024
     verbose : bool, default=True
         Print one line per epoch to stderr.
+    window_stride : int, default=1
+        Causal models: 1 trains every target with exactly the prefix protocol's context;
+        larger values trade some context on long sequences for speed (see
+        :func:`~recmodels.batching.causal_windows`).
 
     Examples
     --------
@@ -99,7 +103,8 @@ class Trainer:
                  metric: str = "ndcg@10", ks: Sequence[int] = DEFAULT_KS,
                  mask_seen: bool = False, device: str = "auto", seed: int = 0,
                  checkpoint_path: str | Path | None = None, weight_decay: float = 0.0,
-                 eval_batch_size: int = 1024, verbose: bool = True) -> None:
+                 eval_batch_size: int = 1024, verbose: bool = True,
+                 window_stride: int = 1) -> None:
         name, _, k = metric.partition("@")
         if name not in ("recall", "ndcg") or not k.isdigit() or int(k) not in ks:
             raise ValueError(f"metric={metric!r} must be 'recall@K' or 'ndcg@K' with K in {ks}.")
@@ -110,6 +115,7 @@ class Trainer:
         self.device = resolve_device(device)
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self.eval_batch_size, self.verbose = eval_batch_size, verbose
+        self.window_stride = window_stride
 
     def _log(self, message: str) -> None:
         if self.verbose:
@@ -177,7 +183,7 @@ class Trainer:
             [p for p in self.model.parameters() if p.requires_grad],
             lr=self.lr, weight_decay=self.weight_decay, fused=True,
         )
-        windows = self.model.training_windows(self.data)
+        windows = self.model.training_windows(self.data, self.window_stride)
         state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0,
                  "history": [], "best_model": None, "seconds": 0.0}
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
@@ -192,6 +198,7 @@ class Trainer:
             epoch = state["epoch"] + 1
             started = time.perf_counter()
             loss = self._train_epoch(windows, optimizer, epoch)
+            trained = time.perf_counter()
             valid = self.evaluate("valid")
             score = valid[self.metric]
             improved = score > state["best_score"]
@@ -202,7 +209,8 @@ class Trainer:
                 state["bad_epochs"] += 1
             seconds = time.perf_counter() - started
             state["seconds"] += seconds
-            state["history"].append({"epoch": epoch, "loss": loss, "seconds": seconds, **valid})
+            state["history"].append({"epoch": epoch, "loss": loss, "seconds": seconds,
+                                     "train_seconds": trained - started, **valid})
             state["epoch"] = epoch
             self._log(f"epoch {epoch:3d}  loss {loss:.4f}  valid {self.metric} {score:.4f}"
                       f"{'  *' if improved else ''}  {seconds:.1f}s")

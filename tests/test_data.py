@@ -105,3 +105,30 @@ def test_folder_and_recbole_loaders(tmp_path):
     a = build_sequences(loaded, k_core=1)
     b = build_sequences(log, k_core=1)
     np.testing.assert_array_equal(a.item_ids[a.items - 1], b.item_ids[b.items - 1])
+
+
+def test_train_sequences_leave_out_the_held_out_items():
+    data = build_sequences(synthetic_log(), k_core=1)
+    sequences = data.train_sequences()
+    assert len(sequences) == data.n_users
+    for u, seq in enumerate(sequences):
+        full = data.items[data.offsets[u] : data.offsets[u + 1]] - 1
+        np.testing.assert_array_equal(seq, full[:-2])
+
+
+@pytest.mark.parametrize("stride", [2, 5, 6])
+def test_strided_windows_train_every_target_once_with_long_context(stride):
+    data = build_sequences(synthetic_log(max_len=40), k_core=1)
+    L = 6
+    inputs, targets = causal_windows(data, L, stride)
+    exact_inputs, exact_targets = causal_windows(data, L, 1)
+    # The same multiset of targets as the exact protocol, each trained once.
+    assert sorted(targets[targets > 0]) == sorted(exact_targets[exact_targets > 0])
+    n_first = int((data.lengths - 3 > 0).sum())
+    np.testing.assert_array_equal(inputs[:n_first], exact_inputs[:n_first])
+    extra_inputs, extra_targets = inputs[n_first:], targets[n_first:]
+    assert extra_inputs.shape[0] < exact_inputs.shape[0] - n_first
+    assert (extra_inputs > 0).all()  # extra windows are full
+    trained_columns = np.nonzero(extra_targets)[1]
+    # Column t sees t + 1 items: never fewer than L - stride + 1.
+    assert trained_columns.min() >= L - stride

@@ -93,12 +93,13 @@ class SequentialRecommender(nn.Module):
         """Training examples carried by each stored window (its number of targets)."""
         return (windows[:, 1] > 0).sum(dim=1)
 
-    def training_windows(self, data: SequenceData) -> torch.Tensor:
+    def training_windows(self, data: SequenceData, stride: int = 1) -> torch.Tensor:
         """Every training example of a data set: ``(n_windows, channels, max_len)`` integers.
 
         Channel 0 holds the left-aligned input items; causal models keep targets in channel 1.
+        ``stride`` is passed to :func:`~recmodels.batching.causal_windows`.
         """
-        inputs, targets = causal_windows(data, self.max_len)
+        inputs, targets = causal_windows(data, self.max_len, stride)
         return torch.from_numpy(np.stack([inputs, targets], axis=1))
 
     def training_batch(self, windows: torch.Tensor, generator: torch.Generator):

@@ -90,7 +90,8 @@ class BERT4Rec(SequentialRecommender):
         """Each cloze window is one training example, as in RecBole."""
         return torch.ones(windows.shape[0], dtype=torch.long)
 
-    def training_windows(self, data: SequenceData) -> torch.Tensor:
+    def training_windows(self, data: SequenceData, stride: int = 1) -> torch.Tensor:
+        """Non-overlapping cloze windows; ``stride`` does not apply to cloze training."""
         return torch.from_numpy(cloze_windows(data, self.max_len))[:, None, :]
 
     def training_batch(self, windows: torch.Tensor, generator: torch.Generator):

@@ -1,0 +1,104 @@
+"""How each compared method turns the item embedding matrix into a backbone's item table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Normalizer
+
+from ace_transform import (
+    ACETransformer,
+    AlphaFuseSplitter,
+    PCAInit,
+    RecPCA,
+    WhiteningTransformer,
+)
+
+from ..data import SequenceData
+from ..item_table import AdapterTable, AlphaFuseTable, ItemTable, TrainableTable
+
+Builder = Callable[[np.ndarray, SequenceData, int, dict], ItemTable]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A compared method: its item-table builder, learning rate and default settings."""
+
+    build: Builder
+    lr: float
+    defaults: dict
+
+
+def _init(matrix: np.ndarray, hidden: int) -> TrainableTable:
+    return TrainableTable(matrix.shape[0], hidden, init=matrix.astype(np.float32))
+
+
+def _id(E, data, hidden, p):
+    return TrainableTable(data.n_items, hidden)
+
+
+def _ace(E, data, hidden, p):
+    return _init(ACETransformer(hidden, lam=p["lam"], gamma=p["gamma"],
+                                center=p["center"]).fit_transform(E), hidden)
+
+
+def _pca(E, data, hidden, p):
+    return _init(PCAInit(hidden, target_std=p["target_std"]).fit_transform(E), hidden)
+
+
+def _recpca(E, data, hidden, p):
+    pipe = make_pipeline(Normalizer(), RecPCA(hidden, beta=p["beta"], window=p["window"],
+                                              target_std=p["target_std"]))
+    return _init(pipe.fit_transform(E, recpca__sequences=data.train_sequences()), hidden)
+
+
+def _whiten(E, data, hidden, p):
+    return AdapterTable([WhiteningTransformer(method="zca").fit_transform(E)], hidden)
+
+
+def _whitenplus(E, data, hidden, p):
+    full = WhiteningTransformer(method="zca").fit_transform(E)
+    groups = WhiteningTransformer(method="zca", n_groups=p["n_groups"]).fit_transform(E)
+    return AdapterTable([full, groups], hidden)
+
+
+def _alpharec(E, data, hidden, p):
+    return AdapterTable([E], hidden, activation="leaky_relu")
+
+
+def _llmemb(E, data, hidden, p):
+    width = min(p["pca_dim"], *E.shape)
+    return AdapterTable([PCAInit(width).fit_transform(E)], hidden, activation="linear")
+
+
+def _alphafuse(E, data, hidden, p):
+    splitter = AlphaFuseSplitter(hidden, null_dim=p["null_dim"] or hidden // 2)
+    return AlphaFuseTable(splitter.fit_transform(E), splitter.null_slots_)
+
+
+METHODS: dict[str, Method] = {
+    "id": Method(_id, 1e-3, {}),
+    "pca": Method(_pca, 1e-3, {"target_std": None}),
+    "whiten": Method(_whiten, 1e-3, {}),
+    "whitenplus": Method(_whitenplus, 1e-3, {"n_groups": 8}),
+    "alpharec": Method(_alpharec, 1e-3, {}),
+    "llmemb": Method(_llmemb, 1e-3, {"pca_dim": 1536}),
+    "alphafuse": Method(_alphafuse, 1e-3, {"null_dim": None}),
+    "recpca": Method(_recpca, 1e-3, {"beta": 0.5, "window": 3, "target_std": 0.1}),
+    "ace": Method(_ace, 5e-4, {"lam": 50.0, "gamma": 0.1, "center": False}),
+}
+
+
+def build_table(name: str, E: np.ndarray, data: SequenceData, hidden: int,
+                overrides: dict | None = None) -> ItemTable:
+    """Item table of method ``name`` from the aligned matrix ``E`` (one row per item)."""
+    method = METHODS[name]
+    params = {**method.defaults, **(overrides or {})}
+    unknown = set(params) - set(method.defaults)
+    if unknown:
+        raise ValueError(f"method {name!r} has no setting(s) {sorted(unknown)}; it takes "
+                         f"{sorted(method.defaults) or 'none'}.")
+    return method.build(E, data, hidden, params)

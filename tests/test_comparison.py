@@ -1,0 +1,105 @@
+"""ace-bench: input checks before training, prompts, an end-to-end run and its resume."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recmodels.comparison import build_table, item_prompts
+from recmodels.comparison.cli import main
+from recmodels.comparison.methods import METHODS
+from recmodels_helpers import synthetic_log
+
+
+@pytest.fixture
+def folder(tmp_path):
+    log = synthetic_log(n_users=50, n_items=20)
+    path = tmp_path / "toy"
+    path.mkdir()
+    log.to_csv(path / "interactions.csv.gz", index=False)
+    ids = sorted(log.item_id.unique())
+    pd.DataFrame({"item_id": ids, "title": [f"thing {i}" for i in ids],
+                  "brand": ["" if i.endswith("1") else "acme" for i in ids]}
+                 ).to_csv(path / "items.csv.gz", index=False)
+    rng = np.random.default_rng(0)
+    np.save(path / "emb.npy", (rng.standard_normal((len(ids), 24)) + 1).astype(np.float32))
+    return path
+
+
+def test_prompt_follows_the_paper_and_skips_empty_fields():
+    items = pd.DataFrame({"item_id": ["a", "b"], "title": ["Red lipstick", "Soap"],
+                          "brand": ["Acme", None], "categories": ["Makeup|Lips", "Bath"]})
+    prompts = item_prompts(items, "Beauty")
+    assert prompts[0] == ("The Beauty item has the following attributes: \n title: Red "
+                          "lipstick; brand: Acme; categories: Makeup, Lips;")
+    assert "brand" not in prompts[1]
+
+
+def test_items_without_text_are_named():
+    items = pd.DataFrame({"item_id": ["a", "b"], "title": ["x", ""]})
+    with pytest.raises(ValueError, match=r"1 item\(s\) in items.csv.gz have no text.*\['b'\]"):
+        item_prompts(items, "Toy")
+
+
+def test_bad_folders_stop_before_training(folder, tmp_path):
+    out = tmp_path / "out"
+    (folder / "emb_bad.npy").write_bytes(b"")
+    np.save(folder / "emb_bad.npy", np.zeros((3, 24), dtype=np.float32))
+    with pytest.raises(SystemExit, match=r"emb_bad.npy has shape \(3, 24\), but .*items.csv.gz has 20 items"):
+        main(["--data", str(folder), "--embeddings", str(folder / "emb_bad.npy"), "--out", str(out)])
+    (folder / "items.csv.gz").rename(folder / "items.bak")
+    with pytest.raises(FileNotFoundError, match="items.csv.gz is missing"):
+        main(["--data", str(folder), "--out", str(out)])
+    pd.DataFrame({"id": [1]}).to_csv(folder / "items.csv.gz", index=False)
+    with pytest.raises(ValueError, match=r"items.csv.gz lacks column\(s\) \['item_id'\]"):
+        main(["--data", str(folder), "--out", str(out)])
+    assert not (out / "results.csv").exists()
+
+
+def test_end_to_end_and_resume(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--data", str(folder), "--embeddings", str(folder / "emb.npy"), "--out", str(out),
+            "--methods", "id,ace", "--backbones", "sasrec,gru4rec", "--seeds", "0,1",
+            "--max-epochs", "1", "--k-core", "1", "--param", "ace.lam=5",
+            "--window-stride", "3", "--hidden-size", "16", "--max-len", "8"]
+    assert main(argv) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 2 * 2 * 2 * 2  # methods x backbones x seeds x splits
+    assert {"method", "backbone", "seed", "split", "recall@10", "ndcg@10", "recall@20",
+            "ndcg@20", "epochs", "seconds"} <= set(results.columns)
+    table = (out / "results.md").read_text()
+    assert "### sasrec" in table and "| ace | 2 |" in table
+    assert (out / "spectrum.csv").exists()
+    assert not list((out / "checkpoints").glob("*.pt"))
+    # A second run finds every cell done and recomputes nothing.
+    before = (out / "results.csv").read_text()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert (out / "results.csv").read_text() == before
+    assert "seed 0" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_builds_a_table_of_the_right_shape(method):
+    from recmodels import build_sequences
+
+    data = build_sequences(synthetic_log(n_users=50, n_items=40), k_core=1)
+    E = np.random.default_rng(0).standard_normal((data.n_items, 32)).astype(np.float32) + 1
+    table = build_table(method, E, data, hidden=16,
+                        overrides={"n_groups": 4} if method == "whitenplus" else None)
+    weights = table()
+    assert weights.shape == (data.n_items + 1, 16)
+    assert torch_all_finite(weights)
+
+
+def torch_all_finite(tensor):
+    import torch
+
+    return bool(torch.isfinite(tensor).all())
+
+
+def test_unknown_method_setting_is_rejected():
+    from recmodels import build_sequences
+
+    data = build_sequences(synthetic_log(), k_core=1)
+    with pytest.raises(ValueError, match=r"method 'ace' has no setting\(s\) \['lamda'\]"):
+        build_table("ace", np.ones((data.n_items, 8)), data, 8, {"lamda": 1.0})
