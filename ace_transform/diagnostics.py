@@ -84,9 +84,12 @@ def effective_rank(X, *, center=True):
     >>> round(effective_rank(X), 1)
     4.0
     """
-    p = normalized_spectrum(X, center=center)
-    p = p[p > 0]
-    return float(np.exp(-(p * np.log(p)).sum()))
+    return _entropy_rank(normalized_spectrum(X, center=center))
+
+
+def _entropy_rank(spectrum: np.ndarray) -> float:
+    positive = spectrum[spectrum > 0]
+    return float(np.exp(-(positive * np.log(positive)).sum()))
 
 
 def top_direction_share(X, *, center=True):
@@ -240,9 +243,8 @@ def anisotropy_report(X, *, center=True):
     True
     """
     spectrum = normalized_spectrum(X, center=center)
-    positive = spectrum[spectrum > 0]
     return {
-        "effective_rank": float(np.exp(-(positive * np.log(positive)).sum())),
+        "effective_rank": _entropy_rank(spectrum),
         "top_direction_share": float(spectrum[0]),
         "mean_pairwise_cosine": mean_pairwise_cosine(X),
         "spectrum": spectrum,

@@ -113,7 +113,7 @@ def run_ours(args) -> dict:
     history = trainer.fit().history
     return {"framework": "recmodels", "epoch_s": [h["train_seconds"] for h in history],
             "eval_s": [h["seconds"] - h["train_seconds"] for h in history],
-            "valid_ndcg@10": [h["ndcg@10"] for h in result.history],
+            "valid_ndcg@10": [h["ndcg@10"] for h in history],
             "peak_rss_mib": peak_rss_mib(), "users": data.n_users, "items": data.n_items}
 
 
