@@ -124,13 +124,15 @@ def output_std(stats: MomentStatistics, mean: np.ndarray | None, projection: np.
     """
     n, width = stats.n_samples, projection.shape[1]
     offset = np.zeros_like(stats.column_sum) if mean is None else mean
-    shifted_sum = stats.column_sum - n * offset
-    scatter = (
-        stats.gram
-        - np.outer(offset, stats.column_sum)
-        - np.outer(stats.column_sum, offset)
-        + n * np.outer(offset, offset)
+    # tr(P^T S P) for the shifted scatter S = G - o c^T - c o^T + n o o^T, expanded so that
+    # no d x d temporary is formed: only G @ P (d x k) and a few length-k vectors.
+    projected_offset = offset @ projection
+    projected_sum = stats.column_sum @ projection
+    trace = (
+        np.einsum("ij,ij->", projection, stats.gram @ projection)
+        - 2.0 * projected_offset @ projected_sum
+        + n * projected_offset @ projected_offset
     )
-    entry_mean = (shifted_sum @ projection).sum() / (n * width)
-    mean_square = np.einsum("ij,ij->", projection, scatter @ projection) / (n * width)
+    entry_mean = (projected_sum - n * projected_offset).sum() / (n * width)
+    mean_square = trace / (n * width)
     return float(np.sqrt(max(mean_square - entry_mean**2, 0.0)))

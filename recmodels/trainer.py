@@ -174,8 +174,12 @@ class Trainer:
             )
         return mean_loss
 
-    def fit(self) -> TrainResult:
-        """Train until early stopping, restore the best weights, evaluate test once."""
+    def fit(self, *, evaluate_test: bool = True) -> TrainResult:
+        """Train until early stopping, restore the best weights, evaluate test once.
+
+        ``evaluate_test=False`` skips the test split (``TrainResult.test`` is then empty),
+        as model selection must never look at it.
+        """
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
         self.model.to(self.device)
@@ -224,10 +228,11 @@ class Trainer:
         if state["best_model"] is not None:
             self.model.load_state_dict(state["best_model"])
         best_valid = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), {})
-        test = self.evaluate("test")
-        self._log(f"best epoch {state['best_epoch']}: test " + ", ".join(
-            f"{k} {test[k]:.4f}" for k in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
-            if k in test))
+        test = self.evaluate("test") if evaluate_test else {}
+        shown = test or best_valid
+        self._log(f"best epoch {state['best_epoch']}: {'test' if test else 'valid'} "
+                  + ", ".join(f"{k} {shown[k]:.4f}" for k in
+                              ("recall@10", "ndcg@10", "recall@20", "ndcg@20") if k in shown))
         return TrainResult(
             best_epoch=state["best_epoch"], epochs_run=state["epoch"],
             best_valid={k: v for k, v in best_valid.items() if "@" in k}, test=test,

@@ -13,11 +13,10 @@ import pandas as pd
 import torch
 
 from ..data import SequenceData
-from ..models import BERT4Rec, GRU4Rec, SASRec
+from ..models import BACKBONES
 from ..trainer import Trainer
 from .methods import METHODS, build_table
 
-BACKBONES = {"sasrec": SASRec, "gru4rec": GRU4Rec, "bert4rec": BERT4Rec}
 COLUMNS = ["method", "backbone", "seed", "split", "recall@10", "ndcg@10", "recall@20",
            "ndcg@20", "recall@50", "ndcg@50", "epochs", "best_epoch", "seconds"]
 

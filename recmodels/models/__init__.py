@@ -5,4 +5,6 @@ from .bert4rec import BERT4Rec
 from .gru4rec import GRU4Rec
 from .sasrec import SASRec
 
-__all__ = ["BERT4Rec", "GRU4Rec", "SASRec", "SequentialRecommender"]
+BACKBONES = {"sasrec": SASRec, "gru4rec": GRU4Rec, "bert4rec": BERT4Rec}
+
+__all__ = ["BACKBONES", "BERT4Rec", "GRU4Rec", "SASRec", "SequentialRecommender"]
