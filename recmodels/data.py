@@ -20,7 +20,18 @@ ORDER_COLUMNS = ("timestamp", "position")
 
 @dataclass(frozen=True)
 class FilterReport:
-    """What k-core filtering removed, so that nothing is dropped silently."""
+    """What k-core filtering removed, so that nothing is dropped silently.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels import build_sequences
+    >>> log = pd.DataFrame({"user_id": [0, 0, 0, 1, 1, 1, 2],
+    ...                     "item_id": [1, 2, 3, 1, 2, 3, 9],
+    ...                     "position": [0, 1, 2, 0, 1, 2, 0]})
+    >>> print(build_sequences(log, k_core=2).report)
+    2-core filtering (... iterations) kept 6/7 interactions, 2/3 users, 3/4 items
+    """
 
     k_core: int
     iterations: int
@@ -59,6 +70,19 @@ class SequenceData:
         Model item indices (1-based), chronological within each user.
     report : FilterReport
         What filtering removed.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels import build_sequences
+    >>> log = pd.DataFrame({"user_id": [u for u in range(8) for _ in range(6)],
+    ...                     "item_id": [(u + t) % 7 for u in range(8) for t in range(6)],
+    ...                     "position": [t for _ in range(8) for t in range(6)]})
+    >>> data = build_sequences(log, k_core=1)
+    >>> data.n_users, data.n_items, data.lengths[:3].tolist()
+    (8, 7, [6, 6, 6])
+    >>> data.align(np.arange(7.0)[:, None]).ravel().tolist() == data.embedding_rows.tolist()
+    True
     """
 
     user_ids: np.ndarray
@@ -110,6 +134,14 @@ def load_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     -------
     interactions : DataFrame with ``user_id``, ``item_id`` and ``timestamp`` or ``position``
     items : DataFrame with ``item_id`` and text columns
+
+    Examples
+    --------
+    >>> from recmodels import load_folder
+    >>> from recmodels.datasets import example_folder
+    >>> interactions, items = load_folder(example_folder())
+    >>> list(items.columns)
+    ['item_id', 'title', 'genres']
     """
     folder = Path(folder)
     tables = {}
@@ -133,7 +165,7 @@ def load_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def read_recbole(path: str | Path) -> pd.DataFrame:
-    """Read a RecBole atomic ``.inter`` file (``field:type`` headers, tab-separated).
+    r"""Read a RecBole atomic ``.inter`` file (``field:type`` headers, tab-separated).
 
     Parameters
     ----------
@@ -143,6 +175,18 @@ def read_recbole(path: str | Path) -> pd.DataFrame:
     Returns
     -------
     interactions : DataFrame with the type suffixes stripped from the column names
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from recmodels import read_recbole
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "toy.inter").write_text(
+    ...     "user_id:token\titem_id:token\ttimestamp:float\nu1\ti9\t10\nu1\ti4\t12\n")
+    >>> read_recbole(folder)
+      user_id item_id  timestamp
+    0      u1      i9         10
+    1      u1      i4         12
     """
     path = Path(path)
     if path.is_dir():
@@ -193,6 +237,21 @@ def build_sequences(
     Returns
     -------
     SequenceData
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels import build_sequences
+    >>> log = pd.DataFrame({"user_id": [u for u in range(8) for _ in range(6)],
+    ...                     "item_id": [(u + t) % 7 for u in range(8) for t in range(6)],
+    ...                     "position": [t for _ in range(8) for t in range(6)]})
+    >>> data = build_sequences(log, catalogue=[str(i) for i in range(9)], k_core=1)
+    >>> data.n_items, data.item_ids.tolist() == [str(i) for i in range(7)]
+    (7, True)
+    >>> build_sequences(log, catalogue=["0", "1"], k_core=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     missing = [c for c in ("user_id", "item_id") if c not in interactions.columns]
     order = next((c for c in ORDER_COLUMNS if c in interactions.columns), None)

@@ -35,6 +35,20 @@ def evaluate(model: SequentialRecommender, data: SequenceData, split: str = "val
     -------
     dict of str to float
         ``"recall@K"`` and ``"ndcg@K"`` means over users.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels import build_sequences
+    >>> log = pd.DataFrame({"user_id": [u for u in range(8) for _ in range(6)],
+    ...                     "item_id": [(u + t) % 7 for u in range(8) for t in range(6)],
+    ...                     "position": [t for _ in range(8) for t in range(6)]})
+    >>> from recmodels import SASRec, TrainableTable, evaluate
+    >>> data = build_sequences(log, k_core=1)
+    >>> model = SASRec(TrainableTable(data.n_items, 16), max_len=5, inner_size=16)
+    >>> metrics = evaluate(model, data, "valid", ks=(1, 10))
+    >>> sorted(metrics), metrics["recall@10"]
+    (['ndcg@1', 'ndcg@10', 'recall@1', 'recall@10'], 1.0)
     """
     batch = eval_batch(data, split, model.context_len)
     inputs = torch.from_numpy(batch.inputs)

@@ -37,7 +37,24 @@ def _with_padding_row(table: torch.Tensor) -> torch.Tensor:
 
 
 class ItemTable(nn.Module):
-    """Base of all item tables: ``forward()`` returns the weight, padding row included."""
+    """Base of all item tables: ``forward()`` returns the weight, padding row included.
+
+    Subclasses set ``n_items`` and ``hidden_size`` and return an ``(n_items + 1,
+    hidden_size)`` tensor whose row 0 is the padding item.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from recmodels import ItemTable
+    >>> class OneHot(ItemTable):
+    ...     def __init__(self, n_items):
+    ...         super().__init__()
+    ...         self.n_items = self.hidden_size = n_items
+    ...     def forward(self):
+    ...         return torch.cat([torch.zeros(1, self.n_items), torch.eye(self.n_items)])
+    >>> OneHot(3)().shape
+    torch.Size([4, 3])
+    """
 
     n_items: int
     hidden_size: int

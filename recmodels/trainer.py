@@ -26,12 +26,48 @@ SORTISH_BATCHES = 32
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss became NaN or infinite; the last good checkpoint is kept.
+
+    Examples
+    --------
+    >>> from recmodels import TrainingDivergedError
+    >>> issubclass(TrainingDivergedError, RuntimeError)
+    True
+    """
 
 
 @dataclass
 class TrainResult:
-    """Outcome of :meth:`Trainer.fit`."""
+    """Outcome of :meth:`Trainer.fit`.
+
+    Attributes
+    ----------
+    best_epoch : int
+        Epoch with the best validation metric (its weights are restored).
+    epochs_run : int
+    best_valid : dict of str to float
+        Validation metrics at ``best_epoch``.
+    test : dict of str to float
+        Test metrics of the restored model (empty when test evaluation was skipped).
+    history : list of dict
+        Per epoch: loss, seconds, training seconds and validation metrics.
+    seconds : float
+        Training and validation time over all epochs, resumed runs included.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels import build_sequences
+    >>> log = pd.DataFrame({"user_id": [u for u in range(8) for _ in range(6)],
+    ...                     "item_id": [(u + t) % 7 for u in range(8) for t in range(6)],
+    ...                     "position": [t for _ in range(8) for t in range(6)]})
+    >>> from recmodels import SASRec, TrainableTable, Trainer
+    >>> data = build_sequences(log, k_core=1)
+    >>> model = SASRec(TrainableTable(data.n_items, 16), max_len=5, inner_size=16)
+    >>> result = Trainer(model, data, max_epochs=3, verbose=False).fit()
+    >>> len(result.history), 1 <= result.best_epoch <= 3
+    (3, True)
+    """
 
     best_epoch: int
     epochs_run: int

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data import build_sequences, load_folder
+from ..datasets import example_folder
 from .methods import METHODS
 from .report import markdown_table, write_spectrum
 from .runner import BACKBONES, ComparisonPlan, run_comparison
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
-BUILTIN = Path(__file__).resolve().parents[1] / "datasets" / "ml-latest-small"
+BUILTIN = example_folder()
 DATASET_NAMES = {"ml-latest-small": "MovieLens", "beauty": "Beauty"}
 QUICK = dict(methods="id,pca,ace", backbones="sasrec", seeds="0", max_epochs=5,
              patience=2, window_stride=25)

@@ -94,7 +94,43 @@ METHODS: dict[str, Method] = {
 
 def build_table(name: str, E: np.ndarray, data: SequenceData, hidden: int,
                 overrides: dict | None = None) -> ItemTable:
-    """Item table of method ``name`` from the aligned matrix ``E`` (one row per item)."""
+    """Item table of method ``name`` from the aligned matrix ``E`` (one row per item).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METHODS`: ``id``, ``pca``, ``whiten``, ``whitenplus``, ``alpharec``,
+        ``llmemb``, ``alphafuse``, ``recpca`` or ``ace``.
+    E : ndarray of shape (n_items, n_features)
+        Item embeddings in model order (``data.align(matrix)``).
+    data : SequenceData
+    hidden : int
+        The backbone's hidden size.
+    overrides : dict, optional
+        Settings that replace the method's defaults, e.g. ``{"lam": 10.0}`` for ACE.
+
+    Returns
+    -------
+    ItemTable
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from recmodels import build_sequences
+    >>> log = pd.DataFrame({"user_id": [u for u in range(12) for _ in range(6)],
+    ...                     "item_id": [(u + t) % 9 for u in range(12) for t in range(6)],
+    ...                     "position": [t for _ in range(12) for t in range(6)]})
+    >>> data = build_sequences(log, k_core=1)
+    >>> E = np.random.default_rng(0).standard_normal((data.n_items, 32)).astype(np.float32)
+    >>> from recmodels.comparison import build_table
+    >>> table = build_table("ace", E, data, 8, {"lam": 10.0})
+    >>> tuple(table().shape), round(float(table()[1:].detach().std(correction=0)), 3)
+    ((10, 8), 0.1)
+    >>> build_table("ace", E, data, 8, {"alpha": 1.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: method 'ace' has no setting(s) ['alpha']; it takes ['center', 'gamma', 'lam'].
+    """
     method = METHODS[name]
     params = {**method.defaults, **(overrides or {})}
     unknown = set(params) - set(method.defaults)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ace_transform import ACETransformer, normalized_spectrum
+from ace_transform.model_selection import lam_path
 
 TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 HEADERS = {"recall@10": "R@10", "ndcg@10": "N@10", "recall@20": "R@20", "ndcg@20": "N@20"}
@@ -33,34 +33,22 @@ def markdown_table(results: pd.DataFrame, method_order: list[str]) -> str:
     return "\n".join(lines)
 
 
-def spectrum_curves(E: np.ndarray, lams=(0.0, 1.0, 10.0, 50.0, 500.0), n_components=128):
-    """Normalised spectra of the raw matrix and of ACE outputs for several ``lam``."""
-    k = min(n_components, *E.shape)
-    curves = {"raw": normalized_spectrum(E)[:k]}
-    for lam in lams:
-        curves[f"ACE lam={lam:g}"] = normalized_spectrum(
-            ACETransformer(k, lam=lam).fit_transform(E))
-    return pd.DataFrame(curves)
-
-
-def write_spectrum(E: np.ndarray, out: Path) -> Path:
+def write_spectrum(E: np.ndarray, out: Path, lams=(0.0, 1.0, 10.0, 50.0, 500.0),
+                   n_components: int = 128) -> Path:
     """``spectrum.csv`` always; ``spectrum.png`` too when matplotlib is installed."""
-    curves = spectrum_curves(E)
+    curves = lam_path(E, lams, n_components=min(n_components, *E.shape)).spectra
     curves.to_csv(out / "spectrum.csv", index_label="direction")
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from ace_transform.plotting import plot_spectra
     except ImportError:
         return out / "spectrum.csv"
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, values in curves.items():
-        ax.plot(np.arange(1, len(values) + 1), values, label=name)
-    ax.set(xscale="log", yscale="log", xlabel="direction", ylabel="normalised eigenvalue",
-           title="Spectrum of the item table")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "spectrum.png", dpi=120)
-    plt.close(fig)
+    figure = plot_spectra(curves).figure
+    figure.tight_layout()
+    figure.savefig(out / "spectrum.png", dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
     return out / "spectrum.png"

@@ -23,7 +23,20 @@ COLUMNS = ["method", "backbone", "seed", "split", "recall@10", "ndcg@10", "recal
 
 @dataclass
 class ComparisonPlan:
-    """What to run and how long each cell may train."""
+    """What to run and how long each cell may train.
+
+    Examples
+    --------
+    >>> from recmodels.comparison import ComparisonPlan
+    >>> plan = ComparisonPlan(methods=["id", "ace"], backbones=["sasrec"], seeds=[0, 1],
+    ...                       hidden_size=64, max_epochs=20)
+    >>> plan.patience, plan.lr is None
+    (10, True)
+    >>> ComparisonPlan(methods=["bm25"], backbones=["sasrec"], seeds=[0])
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown method(s) ['bm25']; choose from [...].
+    """
 
     methods: list[str]
     backbones: list[str]
@@ -58,6 +71,26 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
 
     ``E`` holds one row per item of ``data`` (already aligned). A cell interrupted halfway
     resumes from its checkpoint; finished cells are never recomputed.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from recmodels import build_sequences
+    >>> log = pd.DataFrame({"user_id": [u for u in range(12) for _ in range(6)],
+    ...                     "item_id": [(u + t) % 9 for u in range(12) for t in range(6)],
+    ...                     "position": [t for _ in range(12) for t in range(6)]})
+    >>> data = build_sequences(log, k_core=1)
+    >>> E = np.random.default_rng(0).standard_normal((data.n_items, 32)).astype(np.float32)
+    >>> import tempfile, pathlib
+    >>> from recmodels.comparison import ComparisonPlan, run_comparison
+    >>> plan = ComparisonPlan(["id", "ace"], ["sasrec"], [0], hidden_size=8, max_len=5,
+    ...                       max_epochs=1)
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> results = run_comparison(plan, data, E, out, verbose=False)
+    >>> results[["method", "split"]].values.tolist()
+    [['id', 'valid'], ['id', 'test'], ['ace', 'valid'], ['ace', 'test']]
+    >>> len(run_comparison(plan, data, E, out, verbose=False))  # finished cells are kept
+    4
     """
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.csv"

