@@ -41,9 +41,9 @@ class AlphaFuseSplitter(_MomentReshaper):
     ----------
     null_dim_ : int
         Number of trainable slots.
-    null_slots_ : ndarray of shape (null_dim_,)
+    null_slots_ : ndarray of shape ``(null_dim_,)``
         Column indices of the trainable slots (the last ``null_dim_`` columns).
-    semantic_slots_ : ndarray of shape (n_components - null_dim_,)
+    semantic_slots_ : ndarray of shape ``(n_components - null_dim_,)``
         Column indices of the purely semantic columns.
     explained_variance_ : ndarray of shape (n_components,)
         Covariance eigenvalues (ddof 1), descending.
@@ -59,7 +59,7 @@ class AlphaFuseSplitter(_MomentReshaper):
         Number of rows the fit used.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Names of features seen during fit, when ``X`` has string column names.
 
     Notes

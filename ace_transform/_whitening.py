@@ -42,7 +42,7 @@ class WhiteningTransformer(_MomentReshaper):
     ----------
     n_groups_ : int
         Number of groups used (1 for full whitening).
-    eigenvalues_ : ndarray of shape (n_groups_, n_features // n_groups_)
+    eigenvalues_ : ndarray of shape ``(n_groups_, n_features // n_groups_)``
         Covariance eigenvalues (ddof 0) of each group, descending.
     projection_ : ndarray of shape (n_features, n_features_out)
         Block-diagonal whitening map.
@@ -54,7 +54,7 @@ class WhiteningTransformer(_MomentReshaper):
         Number of rows the fit used.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also

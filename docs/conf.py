@@ -54,3 +54,15 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
 }
 suppress_warnings = ["config.cache"]
+
+
+def _skip_metadata_requests(app, what, name, obj, skip, options):
+    # scikit-learn attaches set_*_request methods to every estimator class; their
+    # docstrings point into scikit-learn's own glossary.
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return skip
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_requests)
