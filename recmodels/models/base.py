@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..batching import causal_windows
 from ..data import SequenceData
 from ..item_table import ItemTable
+from ._loss import full_softmax_cross_entropy
 
 
 def trim_padding(items: torch.Tensor) -> torch.Tensor:
@@ -105,7 +105,7 @@ class SequentialRecommender(nn.Module):
         states = self.encode(items, weights)
         has_target = targets > 0
         logits = self.score(states[has_target], weights)
-        return F.cross_entropy(logits.float(), targets[has_target])
+        return full_softmax_cross_entropy(logits, targets[has_target])
 
     def window_weights(self, windows: torch.Tensor) -> torch.Tensor:
         """Training examples carried by each stored window (its number of targets)."""
