@@ -73,11 +73,9 @@ class SequenceData:
 
     Examples
     --------
-    >>> import pandas as pd
     >>> from recmodels import build_sequences
-    >>> log = pd.DataFrame({"user_id": [u for u in range(8) for _ in range(6)],
-    ...                     "item_id": [(u + t) % 7 for u in range(8) for t in range(6)],
-    ...                     "position": [t for _ in range(8) for t in range(6)]})
+    >>> from recmodels.datasets import make_interactions
+    >>> log = make_interactions()
     >>> data = build_sequences(log, k_core=1)
     >>> data.n_users, data.n_items, data.lengths[:3].tolist()
     (8, 7, [6, 6, 6])
@@ -111,8 +109,8 @@ class SequenceData:
         if matrix.ndim != 2 or matrix.shape[0] < needed:
             raise ValueError(
                 f"The item matrix has shape {matrix.shape}, but the data set refers to "
-                f"embedding row {needed - 1}; pass one row per catalogue item, in the "
-                "catalogue's order."
+                f"embedding row {needed - 1}: some items lack an embedding row. Pass one "
+                "row per catalogue item, in the order of build_sequences(catalogue=...)."
             )
         return matrix[self.embedding_rows]
 
@@ -240,11 +238,9 @@ def build_sequences(
 
     Examples
     --------
-    >>> import pandas as pd
     >>> from recmodels import build_sequences
-    >>> log = pd.DataFrame({"user_id": [u for u in range(8) for _ in range(6)],
-    ...                     "item_id": [(u + t) % 7 for u in range(8) for t in range(6)],
-    ...                     "position": [t for _ in range(8) for t in range(6)]})
+    >>> from recmodels.datasets import make_interactions
+    >>> log = make_interactions()
     >>> data = build_sequences(log, catalogue=[str(i) for i in range(9)], k_core=1)
     >>> data.n_items, data.item_ids.tolist() == [str(i) for i in range(7)]
     (7, True)

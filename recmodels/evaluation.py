@@ -38,11 +38,9 @@ def evaluate(model: SequentialRecommender, data: SequenceData, split: str = "val
 
     Examples
     --------
-    >>> import pandas as pd
     >>> from recmodels import build_sequences
-    >>> log = pd.DataFrame({"user_id": [u for u in range(8) for _ in range(6)],
-    ...                     "item_id": [(u + t) % 7 for u in range(8) for t in range(6)],
-    ...                     "position": [t for _ in range(8) for t in range(6)]})
+    >>> from recmodels.datasets import make_interactions
+    >>> log = make_interactions()
     >>> from recmodels import SASRec, TrainableTable, evaluate
     >>> data = build_sequences(log, k_core=1)
     >>> model = SASRec(TrainableTable(data.n_items, 16), max_len=5, inner_size=16)

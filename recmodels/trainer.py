@@ -56,11 +56,9 @@ class TrainResult:
 
     Examples
     --------
-    >>> import pandas as pd
     >>> from recmodels import build_sequences
-    >>> log = pd.DataFrame({"user_id": [u for u in range(8) for _ in range(6)],
-    ...                     "item_id": [(u + t) % 7 for u in range(8) for t in range(6)],
-    ...                     "position": [t for _ in range(8) for t in range(6)]})
+    >>> from recmodels.datasets import make_interactions
+    >>> log = make_interactions()
     >>> from recmodels import SASRec, TrainableTable, Trainer
     >>> data = build_sequences(log, k_core=1)
     >>> model = SASRec(TrainableTable(data.n_items, 16), max_len=5, inner_size=16)
@@ -122,11 +120,9 @@ class Trainer:
 
     Examples
     --------
-    >>> import pandas as pd
     >>> from recmodels import SASRec, TrainableTable, Trainer, build_sequences
-    >>> log = pd.DataFrame({"user_id": [u for u in range(8) for _ in range(6)],
-    ...                     "item_id": [(u + t) % 7 for u in range(8) for t in range(6)],
-    ...                     "position": [t for _ in range(8) for t in range(6)]})
+    >>> from recmodels.datasets import make_interactions
+    >>> log = make_interactions()
     >>> data = build_sequences(log, k_core=1)
     >>> model = SASRec(TrainableTable(data.n_items, 16), max_len=5, inner_size=16)
     >>> result = Trainer(model, data, max_epochs=2, verbose=False).fit()

@@ -78,15 +78,14 @@ class DownstreamScorer:
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd
+    >>> import numpy as np
     >>> from sklearn.model_selection import GridSearchCV
     >>> from ace_transform import ACETransformer
     >>> from ace_transform.model_selection import WholeCatalogueSplit
     >>> from recmodels import build_sequences
     >>> from recmodels.tuning import DownstreamScorer
-    >>> log = pd.DataFrame({"user_id": [u for u in range(30) for _ in range(6)],
-    ...                     "item_id": [(u + t) % 12 for u in range(30) for t in range(6)],
-    ...                     "position": [t for _ in range(30) for t in range(6)]})
+    >>> from recmodels.datasets import make_interactions
+    >>> log = make_interactions(n_users=30, n_items=12)
     >>> data = build_sequences(log, k_core=1)
     >>> E = np.random.default_rng(0).standard_normal((12, 24)).astype(np.float32)
     >>> scorer = DownstreamScorer(data, E, epochs=1, verbose=False)
@@ -105,13 +104,7 @@ class DownstreamScorer:
             raise TypeError(f"data must be a SequenceData (from build_sequences), got "
                             f"{type(data).__name__}.")
         embeddings = np.asarray(embeddings)
-        needed = int(data.embedding_rows.max()) + 1
-        if embeddings.ndim != 2 or embeddings.shape[0] < needed:
-            raise ValueError(
-                f"embeddings has shape {embeddings.shape}, but the data set's items need "
-                f"rows up to {needed - 1}: some items lack an embedding row. Pass the "
-                "catalogue's full matrix, in the order used by build_sequences(items=...)."
-            )
+        data.align(embeddings)  # fails early, naming the missing rows
         if backbone not in BACKBONES:
             raise ValueError(f"Unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}.")
         name, _, k = metric.partition("@")

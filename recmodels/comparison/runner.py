@@ -74,11 +74,10 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd
+    >>> import numpy as np
     >>> from recmodels import build_sequences
-    >>> log = pd.DataFrame({"user_id": [u for u in range(12) for _ in range(6)],
-    ...                     "item_id": [(u + t) % 9 for u in range(12) for t in range(6)],
-    ...                     "position": [t for _ in range(12) for t in range(6)]})
+    >>> from recmodels.datasets import make_interactions
+    >>> log = make_interactions(n_users=12, n_items=9)
     >>> data = build_sequences(log, k_core=1)
     >>> E = np.random.default_rng(0).standard_normal((data.n_items, 32)).astype(np.float32)
     >>> import tempfile, pathlib

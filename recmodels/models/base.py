@@ -53,7 +53,8 @@ class SequentialRecommender(nn.Module):
     >>> model = MeanOfPrefix(TrainableTable(10, 8), max_len=4)
     >>> model.predict(torch.tensor([[3, 4, 0, 0]]), torch.tensor([2])).shape
     torch.Size([1, 11])
-    >>> float(model.loss(torch.tensor([[3, 4, 0, 0]]), torch.tensor([[4, 5, 0, 0]]))) > 0
+    >>> loss = model.loss(torch.tensor([[3, 4, 0, 0]]), torch.tensor([[4, 5, 0, 0]]))
+    >>> loss.item() > 0
     True
     """
 
