@@ -18,7 +18,7 @@ from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
 BUILTIN = example_folder()
 DATASET_NAMES = {"ml-latest-small": "MovieLens", "beauty": "Beauty"}
-QUICK = dict(methods="id,pca,ace", backbones="sasrec", seeds="0", max_epochs=5,
+QUICK = dict(methods="id,pca,ace", backbones="sasrec", seeds="0", max_epochs=3,
              patience=2, window_stride=25)
 
 
