@@ -13,6 +13,7 @@ from ace_transform import ACETransformer, normalized_spectrum
 from ace_transform.model_selection import (
     CombinedScorer,
     IsotropyScorer,
+    ScaledPreservationScorer,
     SemanticPreservationScorer,
     WholeCatalogueSplit,
     get_scorer,
@@ -62,6 +63,16 @@ def test_combined_lies_between_its_parts(anisotropic):
     both = CombinedScorer(weight=0.5)(ace, anisotropic)
     assert min(iso, sem) <= both <= max(iso, sem)
     assert both == pytest.approx(np.sqrt(iso * sem))
+
+
+def test_scaled_preservation_discounts_large_logits(anisotropic):
+    small = make_pipeline(Normalizer(), ACETransformer(8, lam=100.0, gamma=0.1)).fit(anisotropic)
+    large = make_pipeline(Normalizer(), ACETransformer(8, lam=100.0, gamma=1.0)).fit(anisotropic)
+    kept = SemanticPreservationScorer()(small, anisotropic)
+    assert SemanticPreservationScorer()(large, anisotropic) == pytest.approx(kept)
+    scaled = ScaledPreservationScorer()
+    assert scaled(small, anisotropic) == pytest.approx(kept / (1 + 0.1**2 * 8), rel=1e-4)
+    assert scaled(large, anisotropic) < scaled(small, anisotropic)
 
 
 def test_multi_metric_search_in_parallel(anisotropic):
