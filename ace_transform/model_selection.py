@@ -116,7 +116,9 @@ class SemanticPreservationScorer:
         self.random_state = random_state
 
     def __call__(self, estimator, X, y=None) -> float:
-        X, Y = _transformed(estimator, X)
+        return self._score(*_transformed(estimator, X))
+
+    def _score(self, X, Y) -> float:
         return neighbor_overlap(X, Y, n_neighbors=self.n_neighbors,
                                 max_queries=self.max_queries, random_state=self.random_state)
 
@@ -170,7 +172,7 @@ class CombinedScorer:
         return f"CombinedScorer(weight={self.weight})"
 
 
-class ScaledPreservationScorer:
+class ScaledPreservationScorer(SemanticPreservationScorer):
     """Semantic preservation discounted by the initial logit scale of the table.
 
     ``overlap / (1 + s**2)`` with ``overlap`` the neighbour overlap of
@@ -201,17 +203,9 @@ class ScaledPreservationScorer:
     {'gamma': 0.1, 'lam': 1000.0}
     """
 
-    def __init__(self, *, n_neighbors: int = 10, max_queries: int | None = 1000,
-                 random_state: int = 0) -> None:
-        self.n_neighbors, self.max_queries = n_neighbors, max_queries
-        self.random_state = random_state
-
-    def __call__(self, estimator, X, y=None) -> float:
-        X, Y = _transformed(estimator, X)
-        kept = neighbor_overlap(X, Y, n_neighbors=self.n_neighbors,
-                                max_queries=self.max_queries, random_state=self.random_state)
+    def _score(self, X, Y) -> float:
         logit_scale = float(Y.std()) * np.sqrt(Y.shape[1])
-        return float(kept / (1.0 + logit_scale**2))
+        return float(super()._score(X, Y) / (1.0 + logit_scale**2))
 
     def __repr__(self) -> str:
         return f"ScaledPreservationScorer(n_neighbors={self.n_neighbors})"
