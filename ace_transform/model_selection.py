@@ -123,7 +123,7 @@ class SemanticPreservationScorer:
                                 max_queries=self.max_queries, random_state=self.random_state)
 
     def __repr__(self) -> str:
-        return (f"SemanticPreservationScorer(n_neighbors={self.n_neighbors}, "
+        return (f"{type(self).__name__}(n_neighbors={self.n_neighbors}, "
                 f"max_queries={self.max_queries})")
 
 
@@ -163,9 +163,7 @@ class CombinedScorer:
     def __call__(self, estimator, X, y=None) -> float:
         X, Y = _transformed(estimator, X)
         isotropy = effective_rank(Y) / Y.shape[1]
-        kept = neighbor_overlap(X, Y, n_neighbors=self.preservation.n_neighbors,
-                                max_queries=self.preservation.max_queries,
-                                random_state=self.preservation.random_state)
+        kept = self.preservation._score(X, Y)
         return float(isotropy**self.weight * kept ** (1.0 - self.weight))
 
     def __repr__(self) -> str:
@@ -206,9 +204,6 @@ class ScaledPreservationScorer(SemanticPreservationScorer):
     def _score(self, X, Y) -> float:
         logit_scale = float(Y.std()) * np.sqrt(Y.shape[1])
         return float(super()._score(X, Y) / (1.0 + logit_scale**2))
-
-    def __repr__(self) -> str:
-        return f"ScaledPreservationScorer(n_neighbors={self.n_neighbors})"
 
 
 _SCORERS = {
