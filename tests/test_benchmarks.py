@@ -1,0 +1,25 @@
+"""The benchmark scripts run end to end at a small size and print what docs/results.md quotes."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize("cols", [200, 1100])  # below and above the float32 eigensolver width
+def test_bench_ace_prints_every_row_and_matches_the_reference(cols):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_ace.py"), "--rows", "3000", "--cols", str(cols),
+         "--k", "16", "--repeats", "1"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    out = result.stdout
+    for row in ("floor: E.T @ E", "ACETransformer.fit_transform", "top-k eigh of the Gram",
+                "projection E @ P", "reference: svd + formula", "lower bound"):
+        assert row in out
+    error = float(re.search(r"relative error ([0-9.e+-]+)", out).group(1))
+    assert error < 1e-5
