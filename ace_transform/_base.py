@@ -66,10 +66,15 @@ class _MomentReshaper(_AffineReshaper):
         raise NotImplementedError
 
     def _fit(self, X: np.ndarray) -> None:
-        stats = MomentStatistics.from_matrix(X)
-        self.__dict__.pop("_partial_statistics", None)
+        # Keep the statistics: a later partial_fit adds its rows to these, as scikit-learn's
+        # incremental estimators do; a later fit replaces them.
+        self._set_statistics(MomentStatistics.from_matrix(X))
+
+    def _set_statistics(self, stats: MomentStatistics) -> None:
+        mean, projection = self._fit_statistics(stats)
+        self._partial_statistics = stats
         self.n_samples_seen_ = stats.n_samples
-        self._set_map(*self._fit_statistics(stats))
+        self._set_map(mean, projection)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -116,8 +121,10 @@ class _MomentReshaper(_AffineReshaper):
         """Add a chunk of rows to the fit, for matrices that do not fit in memory.
 
         The moment statistics are summed over chunks, so after the last chunk the estimator
-        equals one fitted on all rows at once. Each call re-solves a ``d x d`` eigenproblem;
-        pass large chunks.
+        equals one fitted on all rows at once. After ``fit(A)``, ``partial_fit(B)`` continues
+        from ``A``'s statistics and equals ``fit`` on the rows of ``A`` and ``B`` together;
+        ``fit`` always starts over. Each call re-solves a ``d x d`` eigenproblem; pass large
+        chunks.
 
         Parameters
         ----------
@@ -136,7 +143,5 @@ class _MomentReshaper(_AffineReshaper):
         stats = MomentStatistics.from_matrix(X)
         if not first_call:
             stats = self._partial_statistics.merge(stats)
-        self._partial_statistics = stats
-        self.n_samples_seen_ = stats.n_samples
-        self._set_map(*self._fit_statistics(stats))
+        self._set_statistics(stats)
         return self

@@ -16,10 +16,11 @@ def check_embeddings(estimator, X, *, reset: bool):
     float32. The finiteness test costs one reduction (a sum in ``X``'s dtype), not a boolean copy
     of ``X``, unless something is wrong.
     """
+    # validate_data converts any dtype outside FLOAT_DTYPES to the first entry, float64;
+    # float16 (a common storage format for embeddings) is asked for as float32 instead.
+    dtype = np.float32 if _is_float16(X) else FLOAT_DTYPES
     try:
-        X = validate_data(
-            estimator, X, reset=reset, dtype=FLOAT_DTYPES, ensure_all_finite=False
-        )
+        X = validate_data(estimator, X, reset=reset, dtype=dtype, ensure_all_finite=False)
     except ValueError as exc:
         message = str(exc)
         if "features, but" in message and "is expecting" in message:
@@ -30,6 +31,14 @@ def check_embeddings(estimator, X, *, reset: bool):
         raise
     assert_all_finite_rows(X, "X")
     return X
+
+
+def _is_float16(X) -> bool:
+    """Whether ``X`` (an array, or a DataFrame with only float16 columns) is float16."""
+    dtypes = getattr(X, "dtypes", None)  # pandas
+    if dtypes is not None and not isinstance(dtypes, np.dtype):
+        return len(dtypes) > 0 and all(d == np.float16 for d in dtypes)
+    return getattr(X, "dtype", None) == np.float16
 
 
 def assert_all_finite_rows(X: np.ndarray, name: str) -> None:
