@@ -125,6 +125,44 @@ class SequenceData:
         return np.split(rows, np.stack([self.offsets[:-1], ends], axis=1).ravel())[1::2]
 
 
+def _first_bad(frame: pd.DataFrame, bad: np.ndarray) -> str:
+    """``"row 12 (user 'u3')"`` for the first flagged row, with its index label if different."""
+    position = int(np.flatnonzero(bad)[0])
+    label = frame.index[position]
+    label = label.item() if isinstance(label, np.generic) else label
+    notes = [] if label == position else [f"index label {label!r}"]
+    user = frame["user_id"].iloc[position] if "user_id" in frame.columns else None
+    if not pd.isna(user):
+        notes.append(f"user {str(user)!r}")
+    return f"row {position}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _check_log(frame: pd.DataFrame, order: str, source: str) -> pd.Series:
+    """Raise on missing ids or missing / non-numeric order values; return the order column.
+
+    ``source`` starts each message: a file path, or a description of the DataFrame. The
+    returned order column is numeric (or datetime), so that ``"10"`` sorts after ``"9"``.
+    """
+    for column in ("user_id", "item_id"):
+        bad = frame[column].isna().to_numpy()
+        if bad.any():
+            raise ValueError(
+                f"{source}: column {column!r} has {int(bad.sum())} missing value(s), first at "
+                f"{_first_bad(frame, bad)}; fill or drop those rows."
+            )
+    values = frame[order]
+    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)):
+        values = pd.to_numeric(values, errors="coerce")
+    bad = values.isna().to_numpy()
+    if bad.any():
+        raise ValueError(
+            f"{source}: column {order!r} has {int(bad.sum())} missing or non-numeric value(s), "
+            f"first at {_first_bad(frame, bad)}; fill or drop those rows (each user's "
+            f"interactions are ordered by {order!r})."
+        )
+    return values
+
+
 def load_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read ``interactions.csv.gz`` and ``items.csv.gz`` from a data folder.
 
@@ -132,6 +170,15 @@ def load_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     -------
     interactions : DataFrame with ``user_id``, ``item_id`` and ``timestamp`` or ``position``
     items : DataFrame with ``item_id`` and text columns
+
+    Raises
+    ------
+    FileNotFoundError
+        When a file is missing.
+    ValueError
+        Naming the file, when a required column is absent, or when ``user_id``,
+        ``item_id`` or the order column (``timestamp``, else ``position``) has missing or
+        non-numeric values: these would otherwise silently corrupt the sequence order.
 
     Examples
     --------
@@ -154,12 +201,21 @@ def load_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if missing:
             raise ValueError(f"{path} lacks column(s) {missing}; it has {list(table.columns)}.")
         tables[name] = table
-    if not any(c in tables["interactions"].columns for c in ORDER_COLUMNS):
+    interactions, items = tables["interactions"], tables["items"]
+    order = next((c for c in ORDER_COLUMNS if c in interactions.columns), None)
+    if order is None:
         raise ValueError(
             f"{folder / 'interactions.csv.gz'} needs a 'timestamp' or 'position' column to "
             "order each user's interactions."
         )
-    return tables["interactions"], tables["items"]
+    interactions[order] = _check_log(interactions, order, str(folder / "interactions.csv.gz"))
+    missing = items["item_id"].isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"{folder / 'items.csv.gz'}: column 'item_id' has {int(missing.sum())} missing "
+            f"value(s), first at {_first_bad(items, missing)}; fill or drop those rows."
+        )
+    return interactions, items
 
 
 def read_recbole(path: str | Path) -> pd.DataFrame:
@@ -224,7 +280,9 @@ def build_sequences(
     Parameters
     ----------
     interactions : DataFrame
-        Columns ``user_id``, ``item_id`` and ``timestamp`` or ``position``.
+        Columns ``user_id``, ``item_id`` and ``timestamp`` or ``position`` (``timestamp``
+        when both are present), all without missing values; the order column numeric or
+        datetime.
     catalogue : array-like of item ids, optional
         Item id of each row of the embedding matrix. Every interacted item must be in it.
     k_core : int, default=5
@@ -257,6 +315,7 @@ def build_sequences(
             f"got {list(interactions.columns)}."
         )
     frame = interactions[["user_id", "item_id", order]].copy()
+    frame[order] = _check_log(frame, order, "interactions")
     frame["item_id"] = frame["item_id"].astype(str)
     frame["user_id"] = frame["user_id"].astype(str)
 

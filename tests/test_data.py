@@ -132,3 +132,73 @@ def test_strided_windows_train_every_target_once_with_long_context(stride):
     trained_columns = np.nonzero(extra_targets)[1]
     # Column t sees t + 1 items: never fewer than L - stride + 1.
     assert trained_columns.min() >= L - stride
+
+
+def write_folder(path, log):
+    path.mkdir()
+    log.to_csv(path / "interactions.csv.gz", index=False)
+    pd.DataFrame({"item_id": sorted(log.item_id.dropna().unique())}).to_csv(
+        path / "items.csv.gz", index=False)
+    return path
+
+
+@pytest.mark.parametrize("order", ["timestamp", "position"])
+def test_missing_or_non_numeric_order_values_name_the_file_row_and_user(tmp_path, order):
+    log = synthetic_log().rename(columns={"position": order})
+    log[order] = log[order].astype(object)
+    log.loc[12, order] = None
+    log.loc[[30, 31], order] = "soon"
+    folder = write_folder(tmp_path / "toy", log)
+    user = log.loc[12, "user_id"]
+    expected = (rf"{tmp_path / 'toy' / 'interactions.csv.gz'}: column '{order}' has 3 missing "
+                rf"or non-numeric value\(s\), first at row 12 \(user '{user}'\); fill or drop "
+                "those rows")
+    with pytest.raises(ValueError, match=expected):
+        load_folder(folder)
+    # The same check on a DataFrame, before any filtering.
+    with pytest.raises(ValueError, match=rf"^interactions: column '{order}' has 3 missing or "
+                                         rf"non-numeric value\(s\), first at row 12 \(user "):
+        build_sequences(log, k_core=50)
+
+
+def test_two_percent_missing_timestamps_no_longer_train_silently(tmp_path):
+    log = synthetic_log(n_users=60).rename(columns={"position": "timestamp"})
+    log["timestamp"] = log["timestamp"].astype(float)
+    rows = np.random.default_rng(0).choice(len(log), size=len(log) // 50, replace=False)
+    log.loc[rows, "timestamp"] = np.nan
+    with pytest.raises(ValueError, match=rf"has {rows.size} missing or non-numeric value\(s\), "
+                                         rf"first at row {rows.min()} "):
+        build_sequences(log, k_core=1)
+    with pytest.raises(ValueError, match="interactions.csv.gz: column 'timestamp'"):
+        load_folder(write_folder(tmp_path / "toy", log))
+
+
+@pytest.mark.parametrize("column", ["user_id", "item_id"])
+def test_missing_ids_are_named(tmp_path, column):
+    log = synthetic_log()
+    log.loc[[5, 9], column] = None
+    with pytest.raises(ValueError, match=rf"^interactions: column '{column}' has 2 missing "
+                                         r"value\(s\), first at row 5"):
+        build_sequences(log, k_core=1)
+    with pytest.raises(ValueError, match=rf"interactions.csv.gz: column '{column}' has 2 "
+                                         r"missing value\(s\), first at row 5"):
+        load_folder(write_folder(tmp_path / "toy", log))
+
+
+def test_missing_catalogue_ids_are_named(tmp_path):
+    folder = write_folder(tmp_path / "toy", synthetic_log())
+    pd.DataFrame({"item_id": ["i0", None, "i2"]}).to_csv(folder / "items.csv.gz", index=False)
+    with pytest.raises(ValueError, match=r"items.csv.gz: column 'item_id' has 1 missing "
+                                         r"value\(s\), first at row 1;"):
+        load_folder(folder)
+
+
+def test_a_dataframe_index_is_named_and_numeric_strings_sort_as_numbers():
+    log = pd.DataFrame({"user_id": ["u"] * 3, "item_id": ["a", "b", "c"],
+                        "position": ["10", "9", None]}, index=[7, 8, 9])
+    with pytest.raises(ValueError, match=r"first at row 2 \(index label 9, user 'u'\);"):
+        build_sequences(log, k_core=1)
+    log.loc[9, "position"] = "11"
+    data = build_sequences(log, k_core=1)
+    # "10" < "9" as text; as numbers the order is b (9), a (10), c (11).
+    np.testing.assert_array_equal(data.item_ids[data.items - 1], ["b", "a", "c"])
