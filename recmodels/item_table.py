@@ -2,6 +2,10 @@
 
 Every table returns the full ``(n_items + 1, hidden_size)`` weight, row 0 being the padding
 item (always zero). Backbones use it both to embed inputs and to score all items.
+
+Every table draws its initial values in ``reset_parameters()``, and its constructor does
+nothing else with torch's global RNG, so ``torch.manual_seed(s); table.reset_parameters()``
+gives exactly the table that ``torch.manual_seed(s); Table(...)`` built.
 """
 
 from __future__ import annotations
@@ -13,6 +17,18 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "linear": None}
+ADAPTER_INITS = ("normal", "xavier")
+RESIDUAL_INITS = ("normal", "zeros")
+
+
+def rng_kept():
+    """Context in which building modules leaves torch's global CPU RNG where it was.
+
+    Constructors build their layers inside it (torch's own layer constructors draw default
+    weights) and then draw the real initial values in ``reset_parameters()``: the RNG then
+    advances by exactly what ``reset_parameters()`` draws.
+    """
+    return torch.random.fork_rng(devices=[])
 
 
 def _as_tensor(matrix, name: str) -> torch.Tensor:
@@ -32,6 +48,11 @@ def _check_width(matrix: torch.Tensor, hidden_size: int, name: str) -> None:
         )
 
 
+def _check_option(value: str, options: Sequence[str], name: str) -> None:
+    if value not in options:
+        raise ValueError(f"{name}={value!r} must be one of {list(options)}.")
+
+
 def _with_padding_row(table: torch.Tensor) -> torch.Tensor:
     return torch.cat([table.new_zeros(1, table.shape[1]), table])
 
@@ -39,8 +60,9 @@ def _with_padding_row(table: torch.Tensor) -> torch.Tensor:
 class ItemTable(nn.Module):
     """Base of all item tables: ``forward()`` returns the weight, padding row included.
 
-    Subclasses set ``n_items`` and ``hidden_size`` and return an ``(n_items + 1,
-    hidden_size)`` tensor whose row 0 is the padding item.
+    Subclasses set ``n_items`` and ``hidden_size``, return an ``(n_items + 1,
+    hidden_size)`` tensor whose row 0 is the padding item, and draw their initial values
+    in :meth:`reset_parameters`.
 
     Examples
     --------
@@ -62,6 +84,16 @@ class ItemTable(nn.Module):
     def forward(self) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def reset_parameters(self) -> None:
+        """Redraw the initial values from torch's global RNG, as the constructor did.
+
+        The base class resets every submodule that has a ``reset_parameters`` (torch's
+        defaults); subclasses with their own initialisation override it.
+        """
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
 
 class TrainableTable(ItemTable):
     """A trainable table, random (ID-only baseline) or initialised from a matrix.
@@ -73,32 +105,54 @@ class TrainableTable(ItemTable):
     hidden_size : int
         Width of the table.
     init : array-like of shape (n_items, hidden_size), optional
-        Initial rows (ACE, PCA init, Rec-PCA). None draws N(0, init_std^2).
+        Initial rows (ACE, PCA init, Rec-PCA). None draws N(0, init_std^2), the
+        initialisation of RecBole's SASRec and BERT4Rec.
     init_std : float, default=0.02
         Standard deviation of the random initialisation.
     frozen : bool, default=False
         Keep the table fixed.
 
+    Notes
+    -----
+    The table keeps a private copy of ``init`` (a buffer outside the ``state_dict``), so
+    :meth:`reset_parameters` returns to it after training.
+
     Examples
     --------
     >>> import numpy as np
+    >>> import torch
     >>> table = TrainableTable(3, 2, init=np.ones((3, 2)))
     >>> table().shape
     torch.Size([4, 2])
+    >>> with torch.no_grad():
+    ...     _ = table.weight.mul_(5.0)
+    >>> table.reset_parameters()
+    >>> float(table.weight.max())
+    1.0
     """
 
     def __init__(self, n_items: int, hidden_size: int, *, init=None, init_std: float = 0.02,
                  frozen: bool = False) -> None:
         super().__init__()
         self.n_items, self.hidden_size = n_items, hidden_size
-        if init is None:
-            rows = torch.randn(n_items, hidden_size) * init_std
-        else:
+        self.init_std, self.frozen = init_std, frozen
+        rows = None
+        if init is not None:
             rows = _as_tensor(init, "init")
             if rows.shape[0] != n_items:
                 raise ValueError(f"init has {rows.shape[0]} rows for {n_items} items.")
             _check_width(rows, hidden_size, "init")
-        self.weight = nn.Parameter(rows, requires_grad=not frozen)
+        self.register_buffer("_initial", rows, persistent=False)
+        self.weight = nn.Parameter(torch.empty(n_items, hidden_size), requires_grad=not frozen)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Back to ``init``, or a fresh N(0, init_std^2) draw for a random table."""
+        with torch.no_grad():
+            if self._initial is None:
+                self.weight.normal_(0.0, self.init_std)
+            else:
+                self.weight.copy_(self._initial)
 
     def forward(self) -> torch.Tensor:
         return _with_padding_row(self.weight)
@@ -113,27 +167,37 @@ class AlphaFuseTable(ItemTable):
         ``AlphaFuseSplitter`` output.
     null_slots : array-like of int
         Columns that receive the trainable residual (``AlphaFuseSplitter.null_slots_``).
-    init : {"zeros", "normal"}, default="zeros"
-        Initialisation of the residual.
+    init : {"normal", "zeros"}, default="normal"
+        Initialisation of the residual: N(0, 1), as the paper's runs (``init_type:
+        normal``), or zeros, so that training starts from the semantic table itself.
 
     Examples
     --------
     >>> import numpy as np
-    >>> table = AlphaFuseTable(np.ones((3, 4)), null_slots=[2, 3])
-    >>> table.residual.shape
-    torch.Size([3, 2])
+    >>> import torch
+    >>> table = AlphaFuseTable(np.ones((3, 4)), null_slots=[2, 3], init="zeros")
+    >>> table.residual.shape, bool(torch.equal(table()[1:], torch.ones(3, 4)))
+    (torch.Size([3, 2]), True)
     """
 
-    def __init__(self, semantic, null_slots: Sequence[int], *, init: str = "zeros") -> None:
+    def __init__(self, semantic, null_slots: Sequence[int], *, init: str = "normal") -> None:
         super().__init__()
+        _check_option(init, RESIDUAL_INITS, "init")
         semantic = _as_tensor(semantic, "semantic")
         self.n_items, self.hidden_size = semantic.shape
+        self.init = init
         self.register_buffer("semantic", semantic)
         self.register_buffer("null_slots", torch.as_tensor(np.asarray(null_slots, np.int64)))
-        residual = torch.zeros(self.n_items, self.null_slots.numel())
-        if init == "normal":
-            residual.normal_()
-        self.residual = nn.Parameter(residual)
+        self.residual = nn.Parameter(torch.empty(self.n_items, self.null_slots.numel()))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """A fresh residual; the semantic table is a buffer and stays as it is."""
+        with torch.no_grad():
+            if self.init == "normal":
+                self.residual.normal_()
+            else:
+                self.residual.zero_()
 
     def forward(self) -> torch.Tensor:
         table = self.semantic.index_add(1, self.null_slots, self.residual)
@@ -143,8 +207,8 @@ class AlphaFuseTable(ItemTable):
 class AdapterTable(ItemTable):
     """Frozen views through one shared trainable MLP, outputs summed.
 
-    WhitenRec+ (full and group-whitened views, ReLU), AlphaRec (raw embeddings,
-    LeakyReLU) and LLMEmb (PCA-1536, no activation) are all this table.
+    WhitenRec+ (full and group-whitened views, ReLU), whitening (one view), AlphaRec (raw
+    embeddings, LeakyReLU) and LLMEmb (PCA-1536, no activation) are all this table.
 
     Parameters
     ----------
@@ -156,6 +220,13 @@ class AdapterTable(ItemTable):
         Width of the MLP's middle layer; None uses ``width // 2``.
     activation : {"relu", "leaky_relu", "linear"}, default="relu"
         Non-linearity between the two layers.
+    init : {"normal", "xavier"}, default="normal"
+        Initial MLP weights. ``"normal"``: N(0, init_std^2) weights and zero biases, the
+        initialisation the reference code's SASRec and BERT4Rec apply to their adapters.
+        ``"xavier"``: Xavier-normal weights and torch's default biases, what its GRU4Rec
+        variants of whitening, WhitenRec+ and AlphaRec apply.
+    init_std : float, default=0.02
+        Standard deviation of the ``"normal"`` weights.
 
     Examples
     --------
@@ -163,26 +234,44 @@ class AdapterTable(ItemTable):
     >>> table = AdapterTable([np.ones((5, 8)), np.zeros((5, 8))], hidden_size=4)
     >>> table().shape
     torch.Size([6, 4])
+    >>> float(table.mlp[0].bias.detach().abs().max())
+    0.0
     """
 
     def __init__(self, views: Sequence, hidden_size: int, *, inner_size: int | None = None,
-                 activation: str = "relu") -> None:
+                 activation: str = "relu", init: str = "normal",
+                 init_std: float = 0.02) -> None:
         super().__init__()
         tensors = [_as_tensor(v, f"views[{i}]") for i, v in enumerate(views)]
         if not tensors or len({tuple(t.shape) for t in tensors}) != 1:
             raise ValueError("views must be one or more matrices of the same shape; got "
                              f"{[tuple(t.shape) for t in tensors]}.")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r} must be one of {sorted(ACTIVATIONS)}.")
+        _check_option(activation, list(ACTIVATIONS), "activation")
+        _check_option(init, ADAPTER_INITS, "init")
         self.n_items, width = tensors[0].shape
         self.hidden_size = hidden_size
+        self.init, self.init_std = init, init_std
         self.register_buffer("views", torch.stack(tensors))
         inner = inner_size or max(width // 2, 1)
-        layers: list[nn.Module] = [nn.Linear(width, inner)]
-        if ACTIVATIONS[activation] is not None:
-            layers.append(ACTIVATIONS[activation]())
-        layers.append(nn.Linear(inner, hidden_size))
+        with rng_kept():
+            layers: list[nn.Module] = [nn.Linear(width, inner)]
+            if ACTIVATIONS[activation] is not None:
+                layers.append(ACTIVATIONS[activation]())
+            layers.append(nn.Linear(inner, hidden_size))
         self.mlp = nn.Sequential(*layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Fresh MLP weights; the frozen views stay as they are."""
+        for layer in self.mlp:
+            if not isinstance(layer, nn.Linear):
+                continue
+            if self.init == "normal":
+                nn.init.normal_(layer.weight, std=self.init_std)
+                nn.init.zeros_(layer.bias)
+            else:
+                layer.reset_parameters()
+                nn.init.xavier_normal_(layer.weight)
 
     def forward(self) -> torch.Tensor:
         return _with_padding_row(self.mlp(self.views).sum(dim=0))

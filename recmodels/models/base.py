@@ -38,6 +38,11 @@ class SequentialRecommender(nn.Module):
     rest is padding (item 0). Causal backbones therefore never see padding at a valid
     position, and the user state is the output at position ``m - 1``.
 
+    A backbone with modules of its own builds them inside
+    :func:`~recmodels.item_table.rng_kept` and draws their initial weights in
+    ``_reset_backbone_parameters``, which its constructor calls: :meth:`reset_parameters`
+    then repeats construction's draws exactly.
+
     Examples
     --------
     A backbone only implements ``encode``; scoring, loss and evaluation come from here:
@@ -66,6 +71,26 @@ class SequentialRecommender(nn.Module):
         self.max_len = max_len
         self.hidden_size = item_table.hidden_size
         self.n_items = item_table.n_items
+
+    def reset_parameters(self) -> None:
+        """Redraw every initial weight from torch's global RNG, as construction drew it.
+
+        The item table first (a table built from a matrix returns to it; frozen buffers stay
+        as they are), then the backbone's own modules
+        (:meth:`_reset_backbone_parameters`). Building the table and then the model draws
+        the same numbers in the same order, so ``torch.manual_seed(s)`` before
+        construction and ``torch.manual_seed(s); model.reset_parameters()`` give the same
+        weights.
+        """
+        self.item_table.reset_parameters()
+        self._reset_backbone_parameters()
+
+    def _reset_backbone_parameters(self) -> None:
+        """Initialise the backbone's own modules (not the item table).
+
+        Backbones build their modules inside :func:`~recmodels.item_table.rng_kept` and then
+        call this, so that this method is the only place their initial weights come from.
+        """
 
     @property
     def context_len(self) -> int:
@@ -105,8 +130,11 @@ class SequentialRecommender(nn.Module):
         targets = targets[:, : items.shape[1]]
         states = self.encode(items, weights)
         has_target = targets > 0
+        picked = targets[has_target]
+        if picked.numel() == 0:  # e.g. a cloze batch in which no item was masked
+            return states.sum() * 0.0
         logits = self.score(states[has_target], weights)
-        return full_softmax_cross_entropy(logits, targets[has_target])
+        return full_softmax_cross_entropy(logits, picked)
 
     def window_weights(self, windows: torch.Tensor) -> torch.Tensor:
         """Training examples carried by each stored window (its number of targets)."""

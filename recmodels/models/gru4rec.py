@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..item_table import ItemTable
+from ..item_table import ItemTable, rng_kept
 from .base import SequentialRecommender
 
 
@@ -21,7 +21,13 @@ class GRU4Rec(SequentialRecommender):
     gru_hidden_size : int, default=128
     n_layers : int, default=1
     dropout : float, default=0.5
-        Dropout on the input embeddings.
+        Dropout on the input embeddings (``dropout_prob`` of the reference GRU4Rec model
+        file; the dataset file's hidden and attention dropout do not reach GRU4Rec).
+
+    Notes
+    -----
+    Initialisation follows RecBole's GRU4Rec: Xavier-uniform GRU weights (no biases) and
+    torch's default for the output layer.
 
     Examples
     --------
@@ -36,12 +42,18 @@ class GRU4Rec(SequentialRecommender):
                  n_layers: int = 1, dropout: float = 0.5) -> None:
         super().__init__(item_table, max_len=max_len)
         self.dropout = nn.Dropout(dropout)
-        self.gru = nn.GRU(self.hidden_size, gru_hidden_size, n_layers, batch_first=True,
-                          bias=False)
-        self.out = nn.Linear(gru_hidden_size, self.hidden_size)
-        for name, weight in self.gru.named_parameters():
-            nn.init.xavier_uniform_(weight) if "weight_ih" in name else nn.init.orthogonal_(weight)
-        nn.init.xavier_normal_(self.out.weight)
+        with rng_kept():
+            self.gru = nn.GRU(self.hidden_size, gru_hidden_size, n_layers, batch_first=True,
+                              bias=False)
+            self.out = nn.Linear(gru_hidden_size, self.hidden_size)
+        self._reset_backbone_parameters()
+
+    def _reset_backbone_parameters(self) -> None:
+        # RecBole's GRU4Rec: Xavier-uniform input and recurrent weights, the output layer
+        # left at torch's default initialisation.
+        for weight in self.gru.parameters():
+            nn.init.xavier_uniform_(weight)
+        self.out.reset_parameters()
 
     def encode(self, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states, _ = self.gru(self.dropout(weights[items]))

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..item_table import ItemTable
+from ..item_table import ItemTable, rng_kept
 from .base import SequentialRecommender
 
 
@@ -112,10 +112,15 @@ class SASRec(SequentialRecommender):
                  attn_dropout: float = 0.3, layer_norm_eps: float = 1e-12,
                  init_std: float = 0.02) -> None:
         super().__init__(item_table, max_len=max_len)
-        self.encoder = TransformerEncoder(self.hidden_size, max_len, n_layers, n_heads,
-                                          inner_size, hidden_dropout, attn_dropout,
-                                          layer_norm_eps)
-        init_weights(self.encoder, init_std)
+        self.init_std = init_std
+        with rng_kept():
+            self.encoder = TransformerEncoder(self.hidden_size, max_len, n_layers, n_heads,
+                                              inner_size, hidden_dropout, attn_dropout,
+                                              layer_norm_eps)
+        self._reset_backbone_parameters()
+
+    def _reset_backbone_parameters(self) -> None:
+        init_weights(self.encoder, self.init_std)
 
     def encode(self, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return self.encoder(weights[items], causal=True)
