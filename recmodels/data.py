@@ -194,19 +194,21 @@ def load_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         path = folder / f"{name}.csv.gz"
         if not path.is_file():
             raise FileNotFoundError(
-                f"{path} is missing; a data folder needs interactions.csv.gz and items.csv.gz."
+                f"{path}: no such file; a data folder needs interactions.csv.gz and "
+                "items.csv.gz."
             )
         table = pd.read_csv(path, dtype={"user_id": str, "item_id": str})
         missing = [c for c in required if c not in table.columns]
         if missing:
-            raise ValueError(f"{path} lacks column(s) {missing}; it has {list(table.columns)}.")
+            raise ValueError(f"{path}: lacks column(s) {missing}; it has "
+                             f"{list(table.columns)}. Add the missing column(s).")
         tables[name] = table
     interactions, items = tables["interactions"], tables["items"]
     order = next((c for c in ORDER_COLUMNS if c in interactions.columns), None)
     if order is None:
         raise ValueError(
-            f"{folder / 'interactions.csv.gz'} needs a 'timestamp' or 'position' column to "
-            "order each user's interactions."
+            f"{folder / 'interactions.csv.gz'}: needs a 'timestamp' or 'position' column to "
+            "order each user's interactions; add one."
         )
     interactions[order] = _check_log(interactions, order, str(folder / "interactions.csv.gz"))
     missing = items["item_id"].isna().to_numpy()

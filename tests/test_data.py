@@ -90,7 +90,7 @@ def test_folder_and_recbole_loaders(tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()
     log.to_csv(folder / "interactions.csv.gz", index=False)
-    with pytest.raises(FileNotFoundError, match="items.csv.gz is missing"):
+    with pytest.raises(FileNotFoundError, match="items.csv.gz: no such file"):
         load_folder(folder)
     pd.DataFrame({"item_id": sorted(log.item_id.unique())}).to_csv(folder / "items.csv.gz", index=False)
     interactions, items = load_folder(folder)

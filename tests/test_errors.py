@@ -1,5 +1,7 @@
 """Bad input stops with a ValueError that names the problem and the fix."""
 
+import re
+
 import numpy as np
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
@@ -82,3 +84,200 @@ def test_zero_rows_in_cosine():
     Xz[3] = 0
     with pytest.raises(ValueError, match="all-zero row.*row 3"):
         mean_pairwise_cosine(Xz)
+
+
+# ace-bench: user errors are one line on stderr, exit status 2, nothing written to --out.
+
+import pandas as pd  # noqa: E402
+
+from recmodels.comparison.cli import main  # noqa: E402
+from recmodels.comparison.inputs import InputError, load_embeddings  # noqa: E402
+from recmodels_helpers import synthetic_log  # noqa: E402
+
+
+@pytest.fixture
+def folder(tmp_path):
+    log = synthetic_log(n_users=30, n_items=12)
+    path = tmp_path / "toy"
+    path.mkdir()
+    log.to_csv(path / "interactions.csv.gz", index=False)
+    ids = sorted(log.item_id.unique())
+    pd.DataFrame({"item_id": ids, "title": [f"thing {i}" for i in ids]}).to_csv(
+        path / "items.csv.gz", index=False)
+    np.save(path / "emb.npy", np.random.default_rng(0).standard_normal((len(ids), 8)))
+    return path
+
+
+def run_bench(folder, out, *extra, embeddings="emb.npy"):
+    argv = ["--data", str(folder), "--out", str(out), "--methods", "id", "--max-epochs", "1",
+            "--k-core", "1", "--hidden-size", "8", "--max-len", "6", *extra]
+    if embeddings is not None:
+        argv += ["--embeddings", str(folder / embeddings)]
+    return main(argv)
+
+
+def single_error_line(capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("ace-bench: error: ")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    # Only the filter report may come before the error; nothing after it.
+    assert err.rstrip().splitlines()[-1] == lines[0]
+    return lines[0][len("ace-bench: error: "):]
+
+
+def save_bad(path, kind):
+    if kind == "object":
+        np.save(path, np.array([{"a": 1}] * 12, dtype=object), allow_pickle=True)
+    elif kind == "pickle":
+        import pickle
+
+        path.write_bytes(pickle.dumps(np.ones((12, 8))))
+    elif kind == "text":
+        np.savetxt(path, np.ones((12, 8)))
+    elif kind == "npz":
+        with open(path, "wb") as stream:
+            np.savez(stream, E=np.ones((12, 8)))
+    elif kind == "truncated":
+        np.save(path, np.ones((12, 8)))
+        path.write_bytes(path.read_bytes()[:150])
+    elif kind == "1-D":
+        np.save(path, np.ones(12))
+    elif kind == "int":
+        np.save(path, np.ones((12, 8), dtype=np.int64))
+    elif kind == "bool":
+        np.save(path, np.ones((12, 8), dtype=bool))
+    elif kind == "nan":
+        matrix = np.ones((12, 8))
+        matrix[4, 1] = np.nan
+        np.save(path, matrix)
+
+
+BAD_EMBEDDINGS = {
+    "object": r"holds an object array, which would have to be unpickled.*np\.save",
+    "pickle": r"is not a \.npy file.*np\.save",
+    "text": r"is not a \.npy file.*np\.save",
+    "npz": r"is an \.npz archive, not a \.npy file",
+    "truncated": r"could not be read .*truncated",
+    "1-D": r"holds a 1-D array of dtype float64, not a matrix of floats; it needs shape "
+           r"\(n_items, n_features\)",
+    "int": r"holds a 2-D array of dtype int64, not a matrix of floats",
+    "bool": r"holds a 2-D array of dtype bool, not a matrix of floats",
+    "nan": r"contains NaN or inf in 1 row\(s\), first at row 4; re-encode those items",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_EMBEDDINGS))
+def test_bad_embedding_files_are_named_with_the_fix(folder, tmp_path, capsys, kind):
+    path = folder / "bad.npy"
+    save_bad(path, kind)
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: {BAD_EMBEDDINGS[kind]}"):
+        load_embeddings(path, 12)
+    out = tmp_path / "out"
+    assert run_bench(folder, out, embeddings="bad.npy") == 2
+    message = single_error_line(capsys)
+    assert message.startswith(f"{path}: ")
+    assert re.search(BAD_EMBEDDINGS[kind], message)
+    assert "allow_pickle" not in message  # numpy's own advice to unpickle is not passed on
+    assert not out.exists()
+
+
+def test_missing_embedding_file(folder, tmp_path, capsys):
+    assert run_bench(folder, tmp_path / "out", embeddings="nope.npy") == 2
+    assert single_error_line(capsys) == (
+        f"{folder / 'nope.npy'}: no such file; pass a .npy matrix saved with np.save, one row "
+        f"per item of {folder / 'items.csv.gz'}.")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_float_embeddings_become_float32(tmp_path, dtype):
+    matrix = np.random.default_rng(0).standard_normal((5, 3)).astype(dtype)
+    np.save(tmp_path / "E.npy", matrix)
+    loaded = load_embeddings(tmp_path / "E.npy", 5)
+    assert loaded.dtype == np.float32 and loaded.flags.c_contiguous
+    np.testing.assert_array_equal(loaded, matrix.astype(np.float32))
+
+
+def test_float16_embeddings_run_end_to_end(folder, tmp_path):
+    E = np.load(folder / "emb.npy").astype(np.float16)
+    np.save(folder / "half.npy", E)
+    out = tmp_path / "out"
+    assert run_bench(folder, out, embeddings="half.npy") == 0
+    assert (out / "results.csv").is_file()
+
+
+def _bad_timestamps(folder):
+    log = pd.read_csv(folder / "interactions.csv.gz").rename(columns={"position": "timestamp"})
+    log["timestamp"] = log["timestamp"].astype(float)
+    log.loc[[7, 20], "timestamp"] = np.nan
+    log.to_csv(folder / "interactions.csv.gz", index=False)
+    return f"{folder / 'interactions.csv.gz'}: column 'timestamp' has 2 missing or non-numeric"
+
+
+@pytest.mark.parametrize(
+    "case, extra, expected",
+    [
+        ("no folder", ["--data", "{tmp}/nowhere"], "--data {tmp}/nowhere: no such folder"),
+        ("timestamps", [], None),
+        ("method", ["--methods", "id,bm25"],
+         r"--methods id,bm25: unknown name(s) ['bm25']; choose from ["),
+        ("backbone", ["--backbones", "transformer"],
+         "--backbones transformer: unknown name(s) ['transformer']; choose from ["),
+        ("seeds", ["--seeds", "0,a"], "--seeds 0,a: not a list of integers; write e.g."),
+        ("param format", ["--param", "ace.lam"], "--param ace.lam: write METHOD.SETTING=VALUE"),
+        ("param method", ["--param", "bm25.k=1"], "--param bm25.k=1: unknown method 'bm25'"),
+        ("param setting", ["--param", "ace.lamda=1"],
+         "--param ace.lamda=1: method 'ace' has no setting 'lamda'; it takes ['center', "
+         "'gamma', 'lam']."),
+        ("param value", ["--param", "ace.lam=ten"],
+         "--param ace.lam=ten: 'ten' is not a number, True, False or None; write e.g. "
+         "ace.lam=50.0."),
+        ("out is a file", ["--out", "{tmp}/file"], "--out {tmp}/file: is a file, not a folder"),
+        ("k-core", ["--k-core", "99"], "--data {folder}: no interactions are left after 99-core"),
+    ],
+)
+def test_argument_and_input_errors(folder, tmp_path, capsys, case, extra, expected):
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "out"
+    if case == "timestamps":
+        expected = _bad_timestamps(folder)
+    extra = [e.format(tmp=tmp_path, folder=folder) for e in extra]
+    # The last --data / --out wins in argparse.
+    assert run_bench(folder, out, *extra) == 2
+    message = single_error_line(capsys)
+    assert message.startswith(expected.format(tmp=tmp_path, folder=folder)), message
+    assert not out.exists()
+    # --debug shows the traceback instead.
+    with pytest.raises(InputError, match=re.escape(message[:40])):
+        run_bench(folder, out, *extra, "--debug")
+    assert not out.exists()
+
+
+def test_diverged_training_is_a_one_line_error(folder, tmp_path, capsys, monkeypatch):
+    from recmodels import TrainingDivergedError
+    from recmodels.comparison import runner
+
+    def diverge(*args, **kwargs):
+        raise TrainingDivergedError("the training loss became nan in epoch 2; lower the "
+                                    "learning rate (lr=10.0) or the scale of the initial item "
+                                    "table.\nThe last good checkpoint is kept.")
+
+    monkeypatch.setattr(runner.Trainer, "fit", diverge)
+    assert run_bench(folder, tmp_path / "out") == 2
+    assert single_error_line(capsys) == (
+        "--lr: the training loss became nan in epoch 2; lower the learning rate (lr=10.0) or "
+        "the scale of the initial item table. The last good checkpoint is kept.")
+    with pytest.raises(TrainingDivergedError, match="lower the learning rate"):
+        run_bench(folder, tmp_path / "out", "--debug")
+
+
+def test_bugs_keep_their_traceback(folder, tmp_path, monkeypatch):
+    from recmodels.comparison import runner
+
+    def bug(*args, **kwargs):
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setattr(runner.Trainer, "fit", bug)
+    with pytest.raises(ValueError, match="an internal inconsistency"):
+        run_bench(folder, tmp_path / "out")

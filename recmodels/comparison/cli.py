@@ -11,6 +11,8 @@ import numpy as np
 
 from ..data import build_sequences, load_folder
 from ..datasets import example_folder
+from ..trainer import TrainingDivergedError
+from .inputs import InputError, load_embeddings
 from .methods import METHODS
 from .report import markdown_table, write_spectrum
 from .runner import BACKBONES, ComparisonPlan, run_comparison
@@ -26,13 +28,40 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _choices(text: str, known, option: str) -> list[str]:
+    names = _csv(text)
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        problem = f"unknown name(s) {unknown}" if unknown else "no name given"
+        raise InputError(f"{option} {text}: {problem}; choose from {sorted(known)}, "
+                         "separated by commas.")
+    return names
+
+
+def _integers(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in _csv(text)]
+    except ValueError:
+        values = []
+    if not values:
+        raise InputError(f"{option} {text}: not a list of integers; write e.g. {option} 0,1,2.")
+    return values
+
+
 def _overrides(pairs: list[str]) -> dict[str, dict]:
     overrides: dict[str, dict] = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
         method, _, name = key.partition(".")
         if not value or not name:
-            raise SystemExit(f"--param {pair!r}: write METHOD.SETTING=VALUE, e.g. ace.lam=10")
+            raise InputError(f"--param {pair}: write METHOD.SETTING=VALUE, e.g. ace.lam=10.")
+        if method not in METHODS:
+            raise InputError(f"--param {pair}: unknown method {method!r}; choose from "
+                             f"{sorted(METHODS)}.")
+        defaults = METHODS[method].defaults
+        if name not in defaults:
+            raise InputError(f"--param {pair}: method {method!r} has no setting {name!r}; it "
+                             f"takes {sorted(defaults) or 'none'}.")
         parsed: object = value
         for cast in (int, float):
             try:
@@ -42,6 +71,9 @@ def _overrides(pairs: list[str]) -> dict[str, dict]:
                 pass
         if value in ("True", "False", "None"):
             parsed = {"True": True, "False": False, "None": None}[value]
+        if isinstance(parsed, str) and not isinstance(defaults[name], str):
+            raise InputError(f"--param {pair}: {value!r} is not a number, True, False or None; "
+                             f"write e.g. {method}.{name}={defaults[name]}.")
         overrides.setdefault(method, {})[name] = parsed
     return overrides
 
@@ -79,6 +111,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--param", action="append", default=[], metavar="METHOD.SETTING=VALUE",
                         help="override a method setting, e.g. ace.lam=10 (repeatable)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an input or training error instead of a "
+                             "one-line message")
     args = parser.parse_args(argv)
     if args.quick:
         given = set(a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:]))
@@ -88,31 +123,52 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _located(where, exc: Exception) -> str:
+    """``"<where>: <problem>"``, without repeating ``where`` when the message starts with it."""
+    where, message = str(where), str(exc)
+    if message.startswith(where):
+        message = message[len(where):].lstrip(": ")
+    return f"{where}: {message}"
+
+
 def load_inputs(args: argparse.Namespace):
-    """Read and check everything before any training starts."""
+    """Read and check everything before any training starts.
+
+    Raises :class:`~recmodels.comparison.inputs.InputError`, naming the file or argument,
+    before anything is written to ``args.out``.
+    """
     folder = args.data or BUILTIN
-    interactions, items = load_folder(folder)
+    if not folder.is_dir():
+        raise InputError(f"--data {folder}: no such folder; give a folder with "
+                         "interactions.csv.gz and items.csv.gz.")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out}: is a file, not a folder; choose another --out.")
+    try:
+        interactions, items = load_folder(folder)
+    except (OSError, ValueError) as exc:  # the messages name the file
+        raise InputError(str(exc)) from exc
+    items_file = folder / "items.csv.gz"
     if args.embeddings is not None:
-        if not args.embeddings.is_file():
-            raise SystemExit(f"--embeddings {args.embeddings}: no such file.")
-        matrix = np.load(args.embeddings)
-        if matrix.ndim != 2 or matrix.shape[0] != len(items):
-            raise SystemExit(
-                f"{args.embeddings} has shape {matrix.shape}, but {folder / 'items.csv.gz'} "
-                f"has {len(items)} items; it needs one row per item, in the same order.")
-        if not np.isfinite(matrix).all():
-            raise SystemExit(f"{args.embeddings} contains NaN or inf; re-encode those items.")
-        matrix = matrix.astype(np.float32)
+        matrix = load_embeddings(args.embeddings, len(items), catalogue=str(items_file))
     else:
         name = DATASET_NAMES.get(folder.name, folder.name)
-        prompts = item_prompts(items, name, source=str(folder / "items.csv.gz"))
+        try:
+            prompts = item_prompts(items, name, source=str(items_file))
+        except ValueError as exc:
+            raise InputError(_located(items_file, exc)) from exc
         matrix = None
-    data = build_sequences(interactions, catalogue=items["item_id"], k_core=args.k_core)
+    try:
+        data = build_sequences(interactions, catalogue=items["item_id"], k_core=args.k_core)
+    except ValueError as exc:
+        raise InputError(f"--data {folder}: {exc}") from exc
     print(data.report, file=sys.stderr)
     if matrix is None:
         keep = data.embedding_rows
-        encoded = encode_items([prompts[i] for i in keep], args.encoder,
-                               cache_dir=args.out / "cache")
+        try:
+            encoded = encode_items([prompts[i] for i in keep], args.encoder,
+                                   cache_dir=args.out / "cache")
+        except (ImportError, OSError) as exc:  # encoder extra missing, unknown model
+            raise InputError(f"--encoder {args.encoder}: {exc}") from exc
         matrix = np.zeros((len(items), encoded.shape[1]), dtype=np.float32)
         matrix[keep] = encoded
     return data, data.align(matrix)
@@ -120,9 +176,23 @@ def load_inputs(args: argparse.Namespace):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        return _compare(args)
+    except (InputError, TrainingDivergedError) as exc:
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split())  # one line
+        if isinstance(exc, TrainingDivergedError):
+            message = f"--lr: {message}"
+        print(f"ace-bench: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _compare(args: argparse.Namespace) -> int:
     plan = ComparisonPlan(
-        methods=_csv(args.methods), backbones=_csv(args.backbones),
-        seeds=[int(s) for s in _csv(args.seeds)], max_epochs=args.max_epochs,
+        methods=_choices(args.methods, METHODS, "--methods"),
+        backbones=_choices(args.backbones, BACKBONES, "--backbones"),
+        seeds=_integers(args.seeds, "--seeds"), max_epochs=args.max_epochs,
         patience=args.patience, lr=args.lr, device=args.device,
         window_stride=args.window_stride, hidden_size=args.hidden_size, max_len=args.max_len,
         overrides=_overrides(args.param))
