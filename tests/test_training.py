@@ -99,14 +99,39 @@ def test_kill_and_resume_gives_the_same_result(data, tmp_path):
 def test_nan_loss_stops_with_clear_error_and_keeps_checkpoint(data, tmp_path):
     path = tmp_path / "ckpt.pt"
     model = make_model(data)
-    Trainer(model, data, max_epochs=1, checkpoint_path=path, verbose=False).fit()
-    saved = path.read_bytes()
-    with torch.no_grad():
-        model.item_table.weight.fill_(float("nan"))
-    trainer = Trainer(model, data, max_epochs=1, verbose=False)
-    with pytest.raises(TrainingDivergedError, match="lower the learning rate"):
+    seen = {"validated": False, "checkpoint": None}
+
+    def nan_after_the_first_epoch(module, inputs, output):
+        # Validation runs the table in eval mode once epoch 1 is trained and before its
+        # checkpoint is written; every training step after that gets a NaN item table.
+        if not module.training:
+            seen["validated"] = True
+            return None
+        if seen["validated"]:
+            if seen["checkpoint"] is None:  # epoch 2 starts: epoch 1's checkpoint is on disk
+                seen["checkpoint"] = path.read_bytes()
+            return output * float("nan")
+        return None
+
+    hook = model.item_table.register_forward_hook(nan_after_the_first_epoch)
+    trainer = Trainer(model, data, max_epochs=3, patience=100, checkpoint_path=path,
+                      verbose=False)
+    with pytest.raises(TrainingDivergedError, match=r"in epoch 2; lower the learning rate") as info:
         trainer.fit()
-    assert path.read_bytes() == saved
+    hook.remove()
+    assert str(path) in str(info.value)
+    # The file is still the one written after the good epoch 1, byte for byte ...
+    assert seen["checkpoint"] is not None
+    assert path.read_bytes() == seen["checkpoint"]
+    # ... and it loads: a run with the same settings resumes from it after epoch 1.
+    fresh = make_model(data)
+    resumed = Trainer(fresh, data, max_epochs=1, patience=100, checkpoint_path=path,
+                      verbose=False).fit()
+    assert resumed.epochs_run == 1 and resumed.best_epoch == 1
+    assert [h["epoch"] for h in resumed.history] == [1]
+    assert math.isfinite(resumed.history[0]["loss"])
+    assert all(bool(torch.isfinite(weights).all()) for weights in fresh.parameters())
+    assert path.read_bytes() == seen["checkpoint"]  # resuming a finished run writes nothing
 
 
 def test_masking_seen_items_changes_only_when_asked(data):
