@@ -26,8 +26,11 @@ extensions = [
     "myst_parser",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+# sg_execution_times.rst is sphinx-gallery's timing page; it is not written (see
+# write_computation_times below), and an old copy must not enter the build either.
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
-                    "auto_examples/*.zip", "sg_execution_times.rst"]
+                    "auto_examples/*.zip", "sg_execution_times.rst",
+                    "auto_examples/sg_execution_times.rst"]
 templates_path = ["_templates"]
 html_theme = "alabaster"
 html_static_path = []
@@ -52,6 +55,9 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     "download_all_examples": False,
     "remove_config_comments": True,
+    # Timings would be written into the source folder (docs/sg_execution_times.rst) on every
+    # build, leaving a checkout dirty after each docs build; they are not part of the docs.
+    "write_computation_times": False,
 }
 suppress_warnings = ["config.cache"]
 
