@@ -14,7 +14,6 @@ from ace_transform import (
     AlphaFuseSplitter,
     PCAInit,
     RecPCA,
-    WhiteningTransformer,
 )
 
 from ..data import SequenceData
@@ -55,38 +54,79 @@ def _recpca(E, data, hidden, p):
     return _init(pipe.fit_transform(E, recpca__sequences=data.train_sequences()), hidden)
 
 
+def zca_view(E: np.ndarray, n_groups: int = 1) -> np.ndarray:
+    """WhitenRec's frozen view as the reference code computes it: ``U V^T`` of centred ``E``.
+
+    The columns are centred (padding is not a row here), split into ``n_groups``
+    contiguous groups, and each group ``U_g S_g V_g^T`` (thin SVD) is replaced by
+    ``U_g V_g^T``; the groups are concatenated. That is ZCA whitening scaled to an identity
+    Gram matrix (each group's columns are orthonormal), so the entries' root mean square is
+    ``1 / sqrt(n_items)``, not 1 (it equals ``WhiteningTransformer(method="zca", eps=0)``'s
+    output divided by ``sqrt(n_items)``). Directions without variance (numerical rank below
+    the width) are left out rather than blown up.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recmodels.comparison.methods import zca_view
+    >>> E = np.random.default_rng(0).standard_normal((100, 8))
+    >>> view = zca_view(E, n_groups=2)
+    >>> bool(np.allclose(view[:, :4].T @ view[:, :4], np.eye(4), atol=1e-5))
+    True
+    >>> round(float(np.sqrt(np.mean(view ** 2))), 4)
+    0.1
+    """
+    X = np.asarray(E, dtype=np.float64)
+    width = X.shape[1]
+    if n_groups < 1 or width % n_groups:
+        divisors = [g for g in range(1, width + 1) if width % g == 0]
+        raise ValueError(f"n_groups={n_groups} does not divide the embedding width {width}; "
+                         f"choose one of {divisors[:12]}{' ...' if len(divisors) > 12 else ''}.")
+    X = X - X.mean(axis=0)
+    blocks = []
+    for block in np.split(X, n_groups, axis=1):
+        U, S, Vt = np.linalg.svd(block, full_matrices=False)
+        tolerance = S[0] * max(block.shape) * np.finfo(np.float64).eps if S.size else 0.0
+        rank = int((S > tolerance).sum())
+        blocks.append(U[:, :rank] @ Vt[:rank])
+    return np.hstack(blocks).astype(np.float32)
+
+
+def _adapter(views, hidden, p, activation):
+    return AdapterTable(views, hidden, activation=activation, init=p["adapter_init"])
+
+
 def _whiten(E, data, hidden, p):
-    return AdapterTable([WhiteningTransformer(method="zca").fit_transform(E)], hidden)
+    return _adapter([zca_view(E)], hidden, p, "relu")
 
 
 def _whitenplus(E, data, hidden, p):
-    full = WhiteningTransformer(method="zca").fit_transform(E)
-    groups = WhiteningTransformer(method="zca", n_groups=p["n_groups"]).fit_transform(E)
-    return AdapterTable([full, groups], hidden)
+    return _adapter([zca_view(E), zca_view(E, p["n_groups"])], hidden, p, "relu")
 
 
 def _alpharec(E, data, hidden, p):
-    return AdapterTable([E], hidden, activation="leaky_relu")
+    return _adapter([E], hidden, p, "leaky_relu")
 
 
 def _llmemb(E, data, hidden, p):
     width = min(p["pca_dim"], *E.shape)
-    return AdapterTable([PCAInit(width).fit_transform(E)], hidden, activation="linear")
+    return _adapter([PCAInit(width).fit_transform(E)], hidden, p, "linear")
 
 
 def _alphafuse(E, data, hidden, p):
     splitter = AlphaFuseSplitter(hidden, null_dim=p["null_dim"] or hidden // 2)
-    return AlphaFuseTable(splitter.fit_transform(E), splitter.null_slots_)
+    return AlphaFuseTable(splitter.fit_transform(E), splitter.null_slots_,
+                          init=p["residual_init"])
 
 
 METHODS: dict[str, Method] = {
     "id": Method(_id, 1e-3, {}),
     "pca": Method(_pca, 1e-3, {"target_std": None}),
-    "whiten": Method(_whiten, 1e-3, {}),
-    "whitenplus": Method(_whitenplus, 1e-3, {"n_groups": 8}),
-    "alpharec": Method(_alpharec, 1e-3, {}),
-    "llmemb": Method(_llmemb, 1e-3, {"pca_dim": 1536}),
-    "alphafuse": Method(_alphafuse, 1e-3, {"null_dim": None}),
+    "whiten": Method(_whiten, 1e-3, {"adapter_init": "normal"}),
+    "whitenplus": Method(_whitenplus, 1e-3, {"n_groups": 8, "adapter_init": "normal"}),
+    "alpharec": Method(_alpharec, 1e-3, {"adapter_init": "normal"}),
+    "llmemb": Method(_llmemb, 1e-3, {"pca_dim": 1536, "adapter_init": "normal"}),
+    "alphafuse": Method(_alphafuse, 1e-3, {"null_dim": None, "residual_init": "normal"}),
     "recpca": Method(_recpca, 1e-3, {"beta": 0.5, "window": 3, "target_std": 0.1}),
     "ace": Method(_ace, 5e-4, {"lam": 50.0, "gamma": 0.1, "center": False}),
 }
