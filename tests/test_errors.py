@@ -281,3 +281,19 @@ def test_bugs_keep_their_traceback(folder, tmp_path, monkeypatch):
     monkeypatch.setattr(runner.Trainer, "fit", bug)
     with pytest.raises(ValueError, match="an internal inconsistency"):
         run_bench(folder, tmp_path / "out")
+
+
+@pytest.mark.parametrize("error", [ImportError("encoding item text needs the encoder extra"),
+                                   OSError("nope is not a valid model identifier")])
+def test_encoder_that_can_not_load_is_a_one_line_error(folder, tmp_path, capsys, monkeypatch,
+                                                       error):
+    from recmodels.comparison import cli
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "encode_items", fail)
+    out = tmp_path / "out"
+    assert run_bench(folder, out, "--encoder", "nope", embeddings=None) == 2
+    assert single_error_line(capsys) == f"--encoder nope: {error}"
+    assert not out.exists()
