@@ -1,4 +1,4 @@
-"""Bad input stops with a ValueError that names the problem and the fix."""
+"""Bad input stops with a ValueError, or one ace-bench error line, naming the problem and fix."""
 
 import re
 
