@@ -3,7 +3,8 @@
 Causal training (SASRec, GRU4Rec) follows the prefix protocol exactly: target ``j`` of a
 training sequence is predicted from ``seq[max(0, j - L):j]``. The first window of each user
 serves every target up to position ``L`` in one causal pass; each later target gets its own
-window whose last position carries the only loss. No loop runs over users.
+window whose last position carries the only loss. BERT4Rec trains on every training
+prefix (:func:`prefix_windows`), as RecBole does. No loop runs over users.
 """
 
 from __future__ import annotations
@@ -78,6 +79,36 @@ def causal_windows(data: SequenceData, max_len: int,
         inputs = np.concatenate([inputs, extra_inputs])
         targets = np.concatenate([targets, extra_targets])
     return inputs, targets
+
+
+def prefix_windows(data: SequenceData, max_len: int) -> np.ndarray:
+    """Every training prefix, as RecBole's sequential data augmentation builds them.
+
+    Each training target (position ``j >= 1`` of a user's training part) gives one
+    sequence: the items before it, ``seq[max(0, j - max_len):j]``, left-aligned. RecBole
+    trains every sequential model on these; BERT4Rec draws its cloze masks on each. There
+    are as many as there are next-item training targets.
+
+    Parameters
+    ----------
+    data : SequenceData
+    max_len : int
+        Longest sequence kept (the most recent items).
+
+    Returns
+    -------
+    ndarray of shape (n_training_targets, max_len)
+        Left-aligned, 0-padded; users in order, each user's prefixes by growing length.
+    """
+    starts = data.offsets[:-1]
+    train_len = data.lengths - SPLIT_HOLDOUT["valid"]
+    counts = np.clip(train_len - 1, 0, None)
+    owner = np.repeat(np.arange(data.n_users), counts)
+    end = np.arange(owner.size) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+    begin = np.maximum(end - max_len, 0)
+    column = np.arange(max_len)
+    return _gather(data.items, (starts[owner] + begin)[:, None] + column,
+                   column < (end - begin)[:, None])
 
 
 def cloze_windows(data: SequenceData, max_len: int) -> np.ndarray:

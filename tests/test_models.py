@@ -16,8 +16,9 @@ from recmodels import (
 N_ITEMS, HIDDEN = 30, 16
 
 
-def small(backbone, table=None, **kw):
-    torch.manual_seed(0)
+def small(backbone, table=None, seed=0, **kw):
+    if seed is not None:
+        torch.manual_seed(seed)
     table = table or TrainableTable(N_ITEMS, HIDDEN)
     if backbone is GRU4Rec:
         return GRU4Rec(table, max_len=8, gru_hidden_size=12, **kw)
@@ -107,14 +108,153 @@ def test_padding_item_is_never_recommended():
     assert scores.shape == (1, N_ITEMS + 1) and scores[0, 0] == float("-inf")
 
 
-def test_bert4rec_masks_at_least_one_item_per_window():
-    model = small(BERT4Rec, mask_ratio=0.2)
-    windows = torch.tensor([[[1, 2, 3, 0, 0, 0, 0, 0]], [[4, 5, 6, 7, 8, 9, 10, 11]]])
-    items, targets = model.training_batch(windows, torch.Generator().manual_seed(0))
-    assert ((targets > 0).sum(dim=1) >= 1).all()
-    masked = items == model.mask_index
-    torch.testing.assert_close(targets[masked], windows[:, 0][masked])
-    assert (items[~masked] == windows[:, 0][~masked]).all()
+def tables():
+    """One of each table kind, built from torch's global RNG like any table."""
+    rng = np.random.default_rng(1)
+    matrix = rng.standard_normal((N_ITEMS, HIDDEN)).astype(np.float32)
+    views = [rng.standard_normal((N_ITEMS, 20)).astype(np.float32) for _ in range(2)]
+    return {
+        "random": lambda: TrainableTable(N_ITEMS, HIDDEN),
+        "from_matrix": lambda: TrainableTable(N_ITEMS, HIDDEN, init=matrix),
+        "alphafuse": lambda: AlphaFuseTable(matrix, null_slots=[12, 13, 14, 15]),
+        "adapter": lambda: AdapterTable(views, HIDDEN),
+        "adapter_xavier": lambda: AdapterTable(views, HIDDEN, activation="leaky_relu",
+                                               init="xavier"),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(tables()))
+@pytest.mark.parametrize("backbone", [SASRec, GRU4Rec, BERT4Rec])
+def test_reset_parameters_repeats_construction_exactly(backbone, kind):
+    torch.manual_seed(0)
+    model = small(backbone, tables()[kind](), seed=None)
+    built = {name: value.clone() for name, value in model.state_dict().items()}
+    _train_steps(model, steps=2)
+    trained = model.state_dict()
+    assert any(not torch.equal(trained[name], built[name]) for name in built)
+    torch.manual_seed(0)
+    model.reset_parameters()
+    after = model.state_dict()
+    assert list(after) == list(built)
+    for name in built:
+        assert torch.equal(after[name], built[name]), name
+    # Another seed draws other random weights (a table from a matrix returns to it).
+    torch.manual_seed(1)
+    model.reset_parameters()
+    redrawn = model.state_dict()
+    assert any(not torch.equal(redrawn[name], built[name]) for name in built)
+    if kind == "from_matrix":
+        torch.testing.assert_close(redrawn["item_table.weight"], built["item_table.weight"])
+
+
+def test_table_reset_returns_to_its_initial_matrix_and_keeps_frozen_buffers():
+    init = np.random.default_rng(0).standard_normal((N_ITEMS, HIDDEN)).astype(np.float32)
+    table = TrainableTable(N_ITEMS, HIDDEN, init=init)
+    assert list(table.state_dict()) == ["weight"]
+    with torch.no_grad():
+        table.weight.add_(1.0)
+    table.reset_parameters()
+    np.testing.assert_array_equal(table.weight.detach().numpy(), init)
+    adapter = AdapterTable([init], 8)
+    views = adapter.views.clone()
+    adapter.reset_parameters()
+    assert torch.equal(adapter.views, views)
+
+
+def tiny_data():
+    from recmodels import build_sequences
+    from recmodels_helpers import synthetic_log
+
+    return build_sequences(synthetic_log(n_users=12, n_items=15, min_len=3, max_len=20),
+                           k_core=1)
+
+
+def test_bert4rec_trains_on_every_prefix_as_recbole_does():
+    from recmodels.batching import prefix_windows
+
+    data, L = tiny_data(), 6
+    expected = []
+    for user in range(data.n_users):
+        sequence = data.items[data.offsets[user]:data.offsets[user + 1]].tolist()
+        train = sequence[:-2]
+        for target in range(1, len(train)):  # one prefix per next-item training target
+            prefix = train[max(0, target - L):target]
+            expected.append(prefix + [0] * (L - len(prefix)))
+    windows = prefix_windows(data, L)
+    np.testing.assert_array_equal(windows, np.array(expected))
+    assert len(windows) == np.clip(data.lengths - 3, 0, None).sum()
+    model = small(BERT4Rec)
+    stored = model.training_windows(data)
+    assert stored.shape == (len(windows), 1, model.max_len)
+    assert torch.equal(model.window_weights(stored), torch.ones(len(windows), dtype=torch.long))
+
+
+def test_bert4rec_windows_option_uses_non_overlapping_windows():
+    from recmodels.batching import cloze_windows
+
+    data = tiny_data()
+    model = small(BERT4Rec, sequences="windows")
+    np.testing.assert_array_equal(model.training_windows(data)[:, 0].numpy(),
+                                  cloze_windows(data, model.max_len))
+    with pytest.raises(ValueError, match="sequences='all' must be one of"):
+        small(BERT4Rec, sequences="all")
+
+
+def _mask_batches(model, n_batches=2000, rows=8):
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, model.max_len + 1, (n_batches, rows), generator=gen)
+    items = torch.randint(1, N_ITEMS + 1, (n_batches, rows, model.max_len), generator=gen)
+    items[torch.arange(model.max_len) >= lengths[..., None]] = 0
+    for sequences in items:
+        yield sequences, *model.training_batch(sequences[:, None], gen)
+
+
+def test_bert4rec_masks_only_the_last_item_in_ft_ratio_of_batches():
+    model = small(BERT4Rec, ft_ratio=0.3)
+    last_only = 0
+    for sequences, items, targets in _mask_batches(model):
+        masked = items == model.mask_index
+        assert torch.equal(targets > 0, masked & (targets > 0))
+        torch.testing.assert_close(targets[targets > 0], sequences[targets > 0])
+        assert torch.equal(items[~masked], sequences[~masked])
+        length = (sequences > 0).sum(dim=1)
+        last = torch.zeros_like(masked)
+        last[torch.arange(len(length)), length - 1] = True
+        last_only += bool(torch.equal(masked, last) and torch.equal(targets > 0, last))
+    assert abs(last_only / 2000 - 0.3) < 0.04  # 4 standard errors
+
+
+def test_bert4rec_cloze_masks_each_item_with_mask_ratio_and_caps_targets():
+    model = BERT4Rec(TrainableTable(N_ITEMS, HIDDEN), max_len=20, inner_size=32,
+                     mask_ratio=0.2, ft_ratio=0.0)
+    assert model.max_targets == 4  # RecBole's int(mask_ratio * max_len)
+    masked_total = valid_total = 0
+    for sequences, items, targets in _mask_batches(model, n_batches=500):
+        valid, masked, trained = sequences > 0, items == model.mask_index, targets > 0
+        masked_total += int(masked.sum())
+        valid_total += int(valid.sum())
+        assert not (masked & ~valid).any()
+        # The last masked items are the targets, at most max_targets of them.
+        kept = masked.flip(1).cumsum(1).flip(1) <= model.max_targets
+        assert torch.equal(trained, masked & kept)
+    assert abs(masked_total / valid_total - 0.2) < 0.01
+
+
+def test_bert4rec_output_bias_enters_scores_and_is_trained():
+    model = small(BERT4Rec).eval()
+    assert model.output_bias.shape == (N_ITEMS + 1,) and model.output_bias.requires_grad
+    assert float(model.output_bias.detach().abs().max()) == 0.0
+    inputs, lengths = torch.tensor([[1, 2, 3]]), torch.tensor([3])
+    before = model.predict(inputs, lengths)
+    with torch.no_grad():
+        model.output_bias.copy_(torch.arange(N_ITEMS + 1, dtype=torch.float32))
+    after = model.predict(inputs, lengths)
+    assert after[0, 0] == float("-inf")
+    torch.testing.assert_close(after[0, 1:] - before[0, 1:],
+                               torch.arange(1, N_ITEMS + 1, dtype=torch.float32))
+    model = small(BERT4Rec).train()
+    _train_steps(model)
+    assert float(model.output_bias.detach()[1:].abs().max()) > 0
 
 
 def test_full_softmax_cross_entropy_matches_torch():
