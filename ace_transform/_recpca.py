@@ -9,6 +9,7 @@ from scipy import sparse
 
 from ._base import _AffineReshaper
 from ._compat import Interval, _fit_context
+from ._dask import is_dask_array
 from ._graph import cooccurrence_graph, normalized_laplacian
 from ._spectral import MomentStatistics, orient_components, output_std, top_eigenpairs
 from ._validation import check_embeddings, check_n_components
@@ -66,6 +67,12 @@ class RecPCA(_AffineReshaper):
     penalty is the total variation of the projected items over the graph. The solution is
     given by the top eigenvectors of the ``d x d`` matrix ``Xc^T (I - beta L) Xc``.
 
+    Unlike the moment-based reshapers, ``fit`` needs all rows in memory as one NumPy
+    array: the graph term ``Xc^T L Xc`` couples every item with its neighbours, so it is
+    not a sum over row blocks. Fitting on a dask array or, under
+    ``array_api_dispatch=True``, on a non-NumPy array raises a TypeError. ``transform``
+    of a fitted estimator accepts a dask array (and returns a lazy one).
+
     Examples
     --------
     >>> import numpy as np
@@ -92,6 +99,24 @@ class RecPCA(_AffineReshaper):
         self.beta = beta
         self.window = window
         self.target_std = target_std
+
+    def _check_fit_input(self, X):
+        """Validate ``X`` for fitting: a NumPy matrix, not a dask or other array API array."""
+        if is_dask_array(X):
+            raise TypeError(
+                "RecPCA.fit needs the whole matrix in memory (its co-occurrence graph couples "
+                "items across row blocks) and does not accept a dask array; pass X.compute(), "
+                "or fit a moment-based reshaper (ACETransformer, PCAInit, ...) on dask. "
+                "transform accepts dask arrays."
+            )
+        X = check_embeddings(self, X, reset=True)
+        if not isinstance(X, np.ndarray):
+            raise TypeError(
+                f"RecPCA.fit works on NumPy arrays only, got {type(X).__module__}."
+                f"{type(X).__name__}; convert X to NumPy or fit with array_api_dispatch "
+                "disabled."
+            )
+        return X
 
     def _fit(self, X, sequences):
         n_samples, n_features = X.shape
@@ -147,7 +172,7 @@ class RecPCA(_AffineReshaper):
         self : object
             Fitted estimator.
         """
-        X = check_embeddings(self, X, reset=True)
+        X = self._check_fit_input(X)
         self._fit(X, sequences)
         return self
 
@@ -169,6 +194,6 @@ class RecPCA(_AffineReshaper):
         X_new : ndarray of shape (n_items, n_components)
             Equal to ``fit(X, sequences=...).transform(X)``.
         """
-        X = check_embeddings(self, X, reset=True)
+        X = self._check_fit_input(X)
         self._fit(X, sequences)
         return self._project(X)

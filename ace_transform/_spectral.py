@@ -13,6 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from ._compat import (
+    _is_numpy_namespace,
+    _max_precision_float_dtype,
+    get_namespace_and_device,
+    move_to,
+)
+
 # Rows per chunk of the Gram pass. Each chunk's product is one float32 BLAS call (which
 # sums in float32, accurate to about 1e-6 over this many rows) added to a float64 total.
 # Smaller chunks make the pass measurably slower than a single E.T @ E, from the per-chunk
@@ -45,8 +52,20 @@ class MomentStatistics:
     gram: np.ndarray
 
     @classmethod
-    def from_matrix(cls, X: np.ndarray) -> "MomentStatistics":
-        """Accumulate the statistics of ``X`` in row chunks."""
+    def from_matrix(cls, X) -> "MomentStatistics":
+        """Accumulate the statistics of ``X`` in row chunks.
+
+        ``X`` is a NumPy array, a dask array (reduced blockwise on the active dask
+        scheduler, see ``_dask.moment_statistics``) or an array API array (accumulated on
+        its device; only the ``d x d`` result is copied to the host).
+        """
+        from ._dask import is_dask_array, moment_statistics
+
+        if is_dask_array(X):
+            return moment_statistics(X)
+        xp, _, device = get_namespace_and_device(X)
+        if not _is_numpy_namespace(xp):
+            return cls._from_array_api(X, xp, device)
         n_samples, n_features = X.shape
         gram = np.zeros((n_features, n_features), dtype=np.float64)
         for start in range(0, n_samples, GRAM_CHUNK_ROWS):
@@ -58,6 +77,25 @@ class MomentStatistics:
             block = X[start : start + COLUMN_SUM_BLOCK_ROWS]
             column_sum += ones[: block.shape[0]] @ block
         return cls(int(n_samples), column_sum, gram)
+
+    @classmethod
+    def _from_array_api(cls, X, xp, device) -> "MomentStatistics":
+        """The chunked pass of :meth:`from_matrix` in namespace ``xp``, on ``X``'s device."""
+        n_samples, n_features = X.shape
+        # float64 sums where the device has float64 (not on Apple's MPS, for one).
+        total_dtype = _max_precision_float_dtype(xp, device)
+        gram = xp.zeros((n_features, n_features), dtype=total_dtype, device=device)
+        column_sum = xp.zeros((n_features,), dtype=total_dtype, device=device)
+        for start in range(0, n_samples, GRAM_CHUNK_ROWS):
+            chunk = X[start : min(start + GRAM_CHUNK_ROWS, n_samples), ...]
+            gram = gram + xp.astype(chunk.T @ chunk, total_dtype)
+            column_sum = column_sum + xp.sum(chunk, axis=0, dtype=total_dtype)
+        gram, column_sum = move_to(gram, column_sum, xp=np, device="cpu")
+        return cls(
+            int(n_samples),
+            np.asarray(column_sum, dtype=np.float64),
+            np.asarray(gram, dtype=np.float64),
+        )
 
     def merge(self, other: "MomentStatistics") -> "MomentStatistics":
         """Statistics of the union of two disjoint sets of rows."""
