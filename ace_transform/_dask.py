@@ -153,7 +153,8 @@ def moment_statistics(X) -> MomentStatistics:
 
 def _project_block(block, projection, offset, block_info=None):
     """``block @ projection - offset``, after checking that the block is finite."""
-    start, stop = (math.nan, math.nan) if block_info is None else block_info[0]["array-location"][0]
+    location = None if block_info is None else block_info[0]["array-location"][0]
+    start, stop = (math.nan, math.nan) if location is None else location
     if math.isnan(start) or math.isnan(stop):
         raise_if_not_finite_rows(block, "X", row_offset=None, within=" of one block")
     else:
