@@ -82,6 +82,11 @@ class ACETransformer(_MomentReshaper):
     subtracts the mean of all entries, which depends on these signs; with this convention
     the scale is reproducible.
 
+    Larger than memory or on the GPU: ``fit`` and ``transform`` take dask arrays (a blockwise
+    fit on the active dask scheduler, a lazy transform) and, under
+    ``sklearn.set_config(array_api_dispatch=True)``, torch tensors that stay on their
+    device; see :ref:`scaling`.
+
     References
     ----------
     .. [1] "ACE: Anisotropy-Controllable Embeddings for LLM-initialised sequential

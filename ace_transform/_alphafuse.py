@@ -67,6 +67,11 @@ class AlphaFuseSplitter(_MomentReshaper):
     The authors multiply ``E`` by 40 before the decomposition; the standardisation cancels
     that factor, so it is omitted. Directions with (numerically) zero variance map to zero.
 
+    Larger than memory or on the GPU: ``fit`` and ``transform`` take dask arrays (a blockwise
+    fit on the active dask scheduler, a lazy transform) and, under
+    ``sklearn.set_config(array_api_dispatch=True)``, torch tensors that stay on their
+    device; see :ref:`scaling`.
+
     References
     ----------
     .. [1] Hu et al., "AlphaFuse: Learn ID embeddings for sequential recommendation in null

@@ -53,6 +53,13 @@ class PCAInit(_MomentReshaper):
     ACETransformer : Shrinks the same spectrum instead of keeping it.
     sklearn.decomposition.PCA : The same scores (up to signs) without the rescale.
 
+    Notes
+    -----
+    Larger than memory or on the GPU: ``fit`` and ``transform`` take dask arrays (a blockwise
+    fit on the active dask scheduler, a lazy transform) and, under
+    ``sklearn.set_config(array_api_dispatch=True)``, torch tensors that stay on their
+    device; see :ref:`scaling`.
+
     References
     ----------
     .. [1] Boz et al., "Improving sequential recommendations with LLMs", 2024 (LLM2X).

@@ -61,6 +61,13 @@ class WhiteningTransformer(_MomentReshaper):
     --------
     ACETransformer : Partial whitening controlled by ``lam``.
 
+    Notes
+    -----
+    Larger than memory or on the GPU: ``fit`` and ``transform`` take dask arrays (a blockwise
+    fit on the active dask scheduler, a lazy transform) and, under
+    ``sklearn.set_config(array_api_dispatch=True)``, torch tensors that stay on their
+    device; see :ref:`scaling`.
+
     References
     ----------
     .. [1] Zhang et al., "Empowering sequential recommendation from collaborative signals
