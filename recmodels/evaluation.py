@@ -4,24 +4,91 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .batching import eval_batch
 from .data import SequenceData
-from .metrics import DEFAULT_KS, mask_history, ranking_metric_sums
+from .metrics import DEFAULT_KS, mask_history, per_user_metrics, target_ranks
 from .models.base import SequentialRecommender
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (the CPU for an empty model)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 @torch.no_grad()
+def rank_targets(model: SequentialRecommender, data: SequenceData, split: str = "valid", *,
+                 mask_seen: bool = False, batch_size: int = 1024,
+                 device: str | torch.device | None = None) -> np.ndarray:
+    """0-based rank of every user's ``split`` target among all items, in user order.
+
+    Scores are computed in float32 even under a bfloat16 autocast (a bf16 score matmul
+    ties thousands of items); ties count against the target (see :mod:`recmodels.metrics`).
+
+    Parameters
+    ----------
+    model : SequentialRecommender
+    data : SequenceData
+    split : {"valid", "test"}, default="valid"
+    mask_seen : bool, default=False
+        Exclude items already in the user's history (the seed paper does not).
+    batch_size : int, default=1024
+    device : str or torch.device, optional
+        Where to score; by default the model's own device.
+
+    Returns
+    -------
+    ndarray of shape (n_users,), int64
+
+    Examples
+    --------
+    >>> from recmodels import SASRec, TrainableTable, build_sequences
+    >>> from recmodels.datasets import make_interactions
+    >>> from recmodels.evaluation import rank_targets
+    >>> data = build_sequences(make_interactions(), k_core=1)
+    >>> model = SASRec(TrainableTable(data.n_items, 16), max_len=5, inner_size=16)
+    >>> ranks = rank_targets(model, data, "test")
+    >>> ranks.shape == (data.n_users,), bool((ranks < data.n_items).all())
+    (True, True)
+    """
+    device = model_device(model) if device is None else torch.device(device)
+    batch = eval_batch(data, split, model.context_len)
+    inputs = torch.from_numpy(batch.inputs)
+    lengths = torch.from_numpy(batch.lengths)
+    targets = torch.from_numpy(batch.targets)
+    history = torch.from_numpy(batch.history)
+    was_training = model.training
+    model.eval()
+    weights = model.item_weights()
+    ranks = torch.empty(data.n_users, dtype=torch.int64)
+    # Users of similar length share a batch, so each batch is trimmed to little padding.
+    by_length = torch.argsort(lengths, stable=True)
+    for start in range(0, data.n_users, batch_size):
+        rows = by_length[start : start + batch_size]
+        batch_targets = targets[rows].to(device)
+        states = model.user_states(inputs[rows].to(device), lengths[rows].to(device), weights)
+        with torch.autocast(device_type=device.type, enabled=False):
+            scores = model.score(states.float(), weights.float())
+        if mask_seen:
+            mask_history(scores, history[rows].to(device), batch_targets)
+        ranks[rows] = target_ranks(scores, batch_targets).cpu()
+    model.train(was_training)
+    return ranks.numpy()
+
+
 def evaluate(model: SequentialRecommender, data: SequenceData, split: str = "valid", *,
              ks: Sequence[int] = DEFAULT_KS, mask_seen: bool = False,
-             batch_size: int = 1024, device: str | torch.device = "cpu") -> dict[str, float]:
+             batch_size: int = 1024,
+             device: str | torch.device | None = None) -> dict[str, float]:
     """Recall@K and NDCG@K over all users, ranking every item (full sort).
 
     Parameters
     ----------
     model : SequentialRecommender
-        Model on ``device``.
     data : SequenceData
         The data set; each user's ``split`` target is ranked against all items.
     split : {"valid", "test"}, default="valid"
@@ -29,12 +96,14 @@ def evaluate(model: SequentialRecommender, data: SequenceData, split: str = "val
     mask_seen : bool, default=False
         Exclude items already in the user's history (the seed paper does not).
     batch_size : int, default=1024
-    device : str or torch.device, default="cpu"
+    device : str or torch.device, optional
+        Where to score; by default the model's own device.
 
     Returns
     -------
     dict of str to float
-        ``"recall@K"`` and ``"ndcg@K"`` means over users.
+        ``"recall@K"`` and ``"ndcg@K"`` means over users. Ties count against the target
+        and scores are float32 (see :func:`rank_targets`).
 
     Examples
     --------
@@ -48,25 +117,11 @@ def evaluate(model: SequentialRecommender, data: SequenceData, split: str = "val
     >>> sorted(metrics), metrics["recall@10"]
     (['ndcg@1', 'ndcg@10', 'recall@1', 'recall@10'], 1.0)
     """
-    batch = eval_batch(data, split, model.context_len)
-    inputs = torch.from_numpy(batch.inputs)
-    lengths = torch.from_numpy(batch.lengths)
-    targets = torch.from_numpy(batch.targets)
-    history = torch.from_numpy(batch.history)
-    was_training = model.training
-    model.eval()
-    weights = model.item_weights()
-    totals: dict[str, torch.Tensor] = {}
-    # Users of similar length share a batch, so each batch is trimmed to little padding.
-    by_length = torch.argsort(lengths, stable=True)
-    for start in range(0, data.n_users, batch_size):
-        rows = by_length[start : start + batch_size]
-        batch_targets = targets[rows].to(device)
-        states = model.user_states(inputs[rows].to(device), lengths[rows].to(device), weights)
-        scores = model.score(states, weights).float()
-        if mask_seen:
-            mask_history(scores, history[rows].to(device), batch_targets)
-        for name, value in ranking_metric_sums(scores, batch_targets, ks).items():
-            totals[name] = totals.get(name, 0.0) + value
-    model.train(was_training)
-    return {name: float(value) / data.n_users for name, value in totals.items()}
+    ranks = rank_targets(model, data, split, mask_seen=mask_seen, batch_size=batch_size,
+                         device=device)
+    return mean_metrics(ranks, ks)
+
+
+def mean_metrics(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """Means over users of :func:`~recmodels.metrics.per_user_metrics`."""
+    return {name: float(values.mean()) for name, values in per_user_metrics(ranks, ks).items()}

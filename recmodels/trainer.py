@@ -15,14 +15,36 @@ import torch
 
 from . import checkpoint
 from .data import SequenceData
-from .evaluation import evaluate
+from .evaluation import mean_metrics, rank_targets
 from .metrics import DEFAULT_KS
 from .models.base import SequentialRecommender
+from .provenance import (
+    fingerprint,
+    module_settings,
+    sequence_digest,
+    settings_diff,
+    state_digest,
+)
 
 
 # Windows are sorted by length within chunks of this many batches: enough randomness in
 # each batch, little padding.
 SORTISH_BATCHES = 32
+# Settings that decide only where a run stops: a checkpoint resumes under other values.
+STOPPING_SETTINGS = ("trainer.max_epochs", "trainer.patience")
+# CPU fused Adam arrived in torch 2.4.
+FUSED_ADAM_CPU = torch.torch_version.TorchVersion(torch.__version__) >= (2, 4)
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint at ``checkpoint_path`` was written under other settings.
+
+    Examples
+    --------
+    >>> from recmodels.trainer import CheckpointMismatchError
+    >>> issubclass(CheckpointMismatchError, ValueError)
+    True
+    """
 
 
 class TrainingDivergedError(RuntimeError):
@@ -53,6 +75,13 @@ class TrainResult:
         Per epoch: loss, seconds, training seconds and validation metrics.
     seconds : float
         Training and validation time over all epochs, resumed runs included.
+    settings : dict
+        Everything that decided the run (:meth:`Trainer.settings`), JSON-ready.
+    fingerprint : str
+        Digest of ``settings``: equal fingerprints, equal runs.
+    valid_ranks, test_ranks : ndarray of shape (n_users,) or None
+        0-based rank of each user's target at ``best_epoch`` (validation) and for the
+        restored model (test), for per-user metrics and significance tests.
 
     Examples
     --------
@@ -73,6 +102,10 @@ class TrainResult:
     test: dict[str, float]
     history: list[dict[str, float]] = field(repr=False)
     seconds: float = 0.0
+    settings: dict = field(default_factory=dict, repr=False)
+    fingerprint: str = ""
+    valid_ranks: np.ndarray | None = field(default=None, repr=False)
+    test_ranks: np.ndarray | None = field(default=None, repr=False)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -88,7 +121,9 @@ class Trainer:
     Parameters
     ----------
     model : SequentialRecommender
-        The model (moved to ``device`` by the trainer).
+        The model (moved to ``device`` by the trainer). A new run first redraws its initial
+        weights from ``seed`` (``model.reset_parameters()``; tables built from a matrix
+        return to that matrix) unless ``reset_parameters=False``.
     data : SequenceData
         Sequences with the leave-one-out split.
     lr : float, default=1e-3
@@ -106,9 +141,13 @@ class Trainer:
     device : str, default="auto"
         ``"auto"``: CUDA with bfloat16 autocast when present, the CPU otherwise.
     seed : int, default=0
-        Seeds weights' random parts, shuffling, masking and dropout: CPU runs repeat exactly.
+        Seeds the model's initial weights, shuffling, masking and dropout: two runs with
+        the same seed repeat exactly on the CPU, however the model was built.
     checkpoint_path : str or Path, optional
-        Written atomically after every epoch; an existing one is resumed from.
+        Written atomically after every epoch, with the run's :meth:`settings`. An existing
+        one is resumed from when it was written under the same settings (``max_epochs``
+        and ``patience`` may differ: they decide only where the run stops); otherwise
+        :class:`CheckpointMismatchError` names the settings that differ.
     weight_decay : float, default=0.0
     eval_batch_size : int, default=1024
     verbose : bool, default=True
@@ -117,6 +156,11 @@ class Trainer:
         Causal models: 1 trains every target with exactly the prefix protocol's context;
         larger values trade some context on long sequences for speed (see
         :func:`~recmodels.batching.causal_windows`).
+    reset_parameters : bool, default=True
+        Redraw the model's initial weights from ``seed`` at the start of a new run; False
+        trains the weights as given (fine-tuning a trained model).
+    restart : bool, default=False
+        Start over even when ``checkpoint_path`` holds a run (it is overwritten).
 
     Examples
     --------
@@ -136,7 +180,8 @@ class Trainer:
                  mask_seen: bool = False, device: str = "auto", seed: int = 0,
                  checkpoint_path: str | Path | None = None, weight_decay: float = 0.0,
                  eval_batch_size: int = 1024, verbose: bool = True,
-                 window_stride: int = 1) -> None:
+                 window_stride: int = 1, reset_parameters: bool = True,
+                 restart: bool = False) -> None:
         name, _, k = metric.partition("@")
         if name not in ("recall", "ndcg") or not k.isdigit() or int(k) not in ks:
             raise ValueError(f"metric={metric!r} must be 'recall@K' or 'ndcg@K' with K in {ks}.")
@@ -148,6 +193,7 @@ class Trainer:
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self.eval_batch_size, self.verbose = eval_batch_size, verbose
         self.window_stride = window_stride
+        self.reset_parameters, self.restart = reset_parameters, restart
 
     def _log(self, message: str) -> None:
         if self.verbose:
@@ -157,11 +203,37 @@ class Trainer:
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16,
                               enabled=self.device.type == "cuda")
 
+    def rank(self, split: str = "valid") -> np.ndarray:
+        """Rank of every user's ``split`` target under the model as it is now."""
+        with self._autocast():
+            return rank_targets(self.model, self.data, split, mask_seen=self.mask_seen,
+                                batch_size=self.eval_batch_size, device=self.device)
+
     def evaluate(self, split: str = "valid") -> dict[str, float]:
         """Metrics of the model as it is now on ``"valid"`` or ``"test"``."""
-        with self._autocast():
-            return evaluate(self.model, self.data, split, ks=self.ks, mask_seen=self.mask_seen,
-                            batch_size=self.eval_batch_size, device=self.device)
+        return mean_metrics(self.rank(split), self.ks)
+
+    def settings(self) -> dict:
+        """Everything that decides this run's outcome, JSON-ready.
+
+        The trainer's settings, every scalar setting of the model's modules, a digest of
+        the model's weights as they are now (call it before training: the initial weights),
+        a digest of the data and the package version.
+        """
+        from ace_transform import __version__
+
+        return {
+            "trainer": {"lr": self.lr, "batch_size": self.batch_size,
+                        "max_epochs": self.max_epochs, "patience": self.patience,
+                        "metric": self.metric, "ks": list(self.ks),
+                        "mask_seen": self.mask_seen, "seed": self.seed,
+                        "weight_decay": self.weight_decay,
+                        "window_stride": self.window_stride, "device": self.device.type},
+            "model": module_settings(self.model),
+            "initial_weights": state_digest(self.model.state_dict()),
+            "data": sequence_digest(self.data),
+            "version": __version__,
+        }
 
     def _epoch_batches(self, windows: torch.Tensor, generator: torch.Generator):
         """Random batches of about ``batch_size`` training examples, sorted by length.
@@ -206,6 +278,27 @@ class Trainer:
             )
         return mean_loss
 
+    def _resume_key(self, settings: dict) -> str:
+        return fingerprint({k: v for k, v in settings.items() if k != "trainer"}
+                           | {"trainer": {k: v for k, v in settings["trainer"].items()
+                                          if f"trainer.{k}" not in STOPPING_SETTINGS}})
+
+    def _load_checkpoint(self, settings: dict) -> dict | None:
+        """The saved run to resume, or None; refuses one written under other settings."""
+        path = self.checkpoint_path
+        if path is None or not path.exists() or self.restart:
+            return None
+        saved = checkpoint.load(path, self.device)
+        if saved.get("resume_key") != self._resume_key(settings):
+            differences = (settings_diff(saved["settings"], settings, ignore=STOPPING_SETTINGS)
+                           if "settings" in saved else ["(written by an older version)"])
+            raise CheckpointMismatchError(
+                f"{path} holds a run made under other settings ({'; '.join(differences[:6])}"
+                f"{'; ...' if len(differences) > 6 else ''}). Delete it, point "
+                "checkpoint_path elsewhere, or pass restart=True to start over."
+            )
+        return saved
+
     def fit(self, *, evaluate_test: bool = True) -> TrainResult:
         """Train until early stopping, restore the best weights, evaluate test once.
 
@@ -214,19 +307,24 @@ class Trainer:
         """
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
+        if self.reset_parameters:
+            self.model.reset_parameters()
         self.model.to(self.device)
+        settings = self.settings()
         optimizer = torch.optim.Adam(
-            [p for p in self.model.parameters() if p.requires_grad],
-            lr=self.lr, weight_decay=self.weight_decay, fused=True,
+            [p for p in self.model.parameters() if p.requires_grad], lr=self.lr,
+            weight_decay=self.weight_decay, fused=self.device.type == "cuda" or FUSED_ADAM_CPU,
         )
         windows = self.model.training_windows(self.data, self.window_stride)
         state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0,
-                 "history": [], "best_model": None, "seconds": 0.0}
-        if self.checkpoint_path is not None and self.checkpoint_path.exists():
-            saved = checkpoint.load(self.checkpoint_path, self.device)
+                 "history": [], "best_model": None, "best_ranks": None, "seconds": 0.0}
+        saved = self._load_checkpoint(settings)
+        if saved is not None:
             self.model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             torch.set_rng_state(saved["torch_rng"])
+            if saved["cuda_rng"] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(saved["cuda_rng"])
             state = saved["trainer"]
             self._log(f"resuming from {self.checkpoint_path} after epoch {state['epoch']}")
 
@@ -235,11 +333,12 @@ class Trainer:
             started = time.perf_counter()
             loss = self._train_epoch(windows, optimizer, epoch)
             trained = time.perf_counter()
-            valid = self.evaluate("valid")
+            ranks = self.rank("valid")
+            valid = mean_metrics(ranks, self.ks)
             score = valid[self.metric]
             improved = score > state["best_score"]
             if improved:
-                state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
+                state.update(best_score=score, best_epoch=epoch, bad_epochs=0, best_ranks=ranks,
                              best_model=copy.deepcopy(self.model.state_dict()))
             else:
                 state["bad_epochs"] += 1
@@ -252,15 +351,20 @@ class Trainer:
                       f"{'  *' if improved else ''}  {seconds:.1f}s")
             if self.checkpoint_path is not None:
                 checkpoint.save_atomic(
-                    {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "torch_rng": torch.get_rng_state(), "trainer": state},
+                    {"settings": settings, "resume_key": self._resume_key(settings),
+                     "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "torch_rng": torch.get_rng_state(),
+                     "cuda_rng": (torch.cuda.get_rng_state_all()
+                                  if torch.cuda.is_available() else None),
+                     "trainer": state},
                     self.checkpoint_path,
                 )
 
         if state["best_model"] is not None:
             self.model.load_state_dict(state["best_model"])
         best_valid = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), {})
-        test = self.evaluate("test") if evaluate_test else {}
+        test_ranks = self.rank("test") if evaluate_test else None
+        test = {} if test_ranks is None else mean_metrics(test_ranks, self.ks)
         shown = test or best_valid
         self._log(f"best epoch {state['best_epoch']}: {'test' if test else 'valid'} "
                   + ", ".join(f"{k} {shown[k]:.4f}" for k in
@@ -268,5 +372,7 @@ class Trainer:
         return TrainResult(
             best_epoch=state["best_epoch"], epochs_run=state["epoch"],
             best_valid={k: v for k, v in best_valid.items() if "@" in k}, test=test,
-            history=state["history"], seconds=state["seconds"],
+            history=state["history"], seconds=state["seconds"], settings=settings,
+            fingerprint=fingerprint(settings), valid_ranks=state["best_ranks"],
+            test_ranks=test_ranks,
         )
