@@ -72,14 +72,14 @@ def test_end_to_end_and_resume(folder, tmp_path, capsys):
     argv = ["--data", str(folder), "--embeddings", str(folder / "emb.npy"), "--out", str(out),
             "--methods", "id,ace", "--backbones", "sasrec,gru4rec", "--seeds", "0,1",
             "--max-epochs", "1", "--k-core", "1", "--param", "ace.lam=5",
-            "--window-stride", "3", "--hidden-size", "16", "--max-len", "8"]
+            "--window-stride", "3", "--hidden-size", "16", "--max-len", "8", "--lr", "1e-3"]
     assert main(argv) == 0
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 2 * 2 * 2 * 2  # methods x backbones x seeds x splits
     assert {"method", "backbone", "seed", "split", "recall@10", "ndcg@10", "recall@20",
             "ndcg@20", "epochs", "seconds"} <= set(results.columns)
     table = (out / "results.md").read_text()
-    assert "### sasrec" in table and "| ace | 2 |" in table
+    assert "### sasrec" in table and "| ace | 0.001 | 2 |" in table
     assert (out / "spectrum.csv").exists()
     assert not list((out / "checkpoints").glob("*.pt"))
     # A second run finds every cell done and recomputes nothing.

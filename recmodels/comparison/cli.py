@@ -15,13 +15,30 @@ from ..trainer import TrainingDivergedError
 from .inputs import InputError, load_embeddings
 from .methods import METHODS
 from .report import markdown_table, write_spectrum
-from .runner import BACKBONES, ComparisonPlan, run_comparison
+from .runner import BACKBONES, DEFAULT_LR_GRID, ComparisonPlan, run_comparison
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
 BUILTIN = example_folder()
 DATASET_NAMES = {"ml-latest-small": "MovieLens", "beauty": "Beauty"}
 QUICK = dict(methods="id,pca,ace", backbones="sasrec", seeds="0", max_epochs=3,
-             patience=2, window_stride=25)
+             patience=2, window_stride=25, lr=1e-3)
+EPILOG = """\
+learning rates: without --lr, each method's rate is chosen from --lr-grid on the
+validation NDCG@10 of its first seed (never a test figure); the other seeds train at the
+chosen rate. results.csv records the grid, the chosen rate (column 'selected') and every
+candidate's validation score ('lr_valid').
+
+significance: results.md marks a figure with * when a paired one-tailed t-test over test
+users (scipy.stats.ttest_rel, alternative='greater', per-user metrics averaged over seeds)
+against every other method of the same backbone gives p < 0.05, as the seed paper's
+asterisks do.
+
+provenance: each row of results.csv carries a fingerprint of everything that decides it
+(method and its settings, learning rate, backbone settings, max epochs, patience, batch
+size, window stride, k-core, seed, digests of the interactions and of the embeddings, the
+package version) and the settings themselves (JSON); a finished cell is reused only for an
+equal fingerprint. OUT/runs/ keeps each cell's per-user ranks, full settings and history.
+"""
 
 
 def _csv(text: str) -> list[str]:
@@ -45,6 +62,17 @@ def _integers(text: str, option: str) -> list[int]:
         values = []
     if not values:
         raise InputError(f"{option} {text}: not a list of integers; write e.g. {option} 0,1,2.")
+    return values
+
+
+def _rates(text: str, option: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in _csv(text))
+    except ValueError:
+        values = ()
+    if not values or not all(0 < v < 1 for v in values):
+        raise InputError(f"{option} {text}: not a list of learning rates in (0, 1); write e.g. "
+                         f"{option} 1e-3,5e-4,1e-4.")
     return values
 
 
@@ -82,7 +110,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="ace-bench",
         description="Compare embedding reshapers (ACE and baselines) across sequential "
-                    "recommenders on one data set, and write a results table.")
+                    "recommenders on one data set, and write a results table.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None,
                         help="folder with interactions.csv.gz and items.csv.gz (default: the "
                              "built-in MovieLens latest-small)")
@@ -97,10 +126,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"a few minutes on a CPU: {QUICK['methods']} on SASRec, 1 seed, "
                              f"at most {QUICK['max_epochs']} epochs, window stride "
-                             f"{QUICK['window_stride']}")
+                             f"{QUICK['window_stride']}, lr {QUICK['lr']:g} for every method")
     parser.add_argument("--max-epochs", type=int, default=400)
     parser.add_argument("--patience", type=int, default=10)
-    parser.add_argument("--lr", type=float, default=None, help="one learning rate for all")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="one learning rate for every method (skips the grid)")
+    parser.add_argument("--lr-grid", default=",".join(f"{lr:g}" for lr in DEFAULT_LR_GRID),
+                        help="candidate learning rates, chosen per method and backbone on "
+                             "the first seed's validation NDCG@10 (default: %(default)s)")
     parser.add_argument("--k-core", type=int, default=5)
     parser.add_argument("--hidden-size", type=int, default=128,
                         help="item table width (every method reshapes to it)")
@@ -117,6 +150,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         given = set(a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:]))
+        if "--lr-grid" in given:
+            given.add("--lr")  # a grid asked for with --quick is used as given
         for name, value in QUICK.items():
             if f"--{name.replace('_', '-')}" not in given:
                 setattr(args, name, value)
@@ -193,18 +228,23 @@ def _compare(args: argparse.Namespace) -> int:
         methods=_choices(args.methods, METHODS, "--methods"),
         backbones=_choices(args.backbones, BACKBONES, "--backbones"),
         seeds=_integers(args.seeds, "--seeds"), max_epochs=args.max_epochs,
-        patience=args.patience, lr=args.lr, device=args.device,
-        window_stride=args.window_stride, hidden_size=args.hidden_size, max_len=args.max_len,
-        overrides=_overrides(args.param))
+        patience=args.patience, lr=args.lr, lr_grid=_rates(args.lr_grid, "--lr-grid"),
+        device=args.device, window_stride=args.window_stride, hidden_size=args.hidden_size,
+        max_len=args.max_len, k_core=args.k_core, overrides=_overrides(args.param))
     started = time.perf_counter()
     data, E = load_inputs(args)
     results = run_comparison(plan, data, E, args.out)
-    table = markdown_table(results, list(METHODS))
+    table = markdown_table(results, list(METHODS), args.out)
+    rates = (f"learning rate {plan.lr:g} for every method" if plan.lr is not None else
+             "each method's learning rate chosen from "
+             f"{', '.join(f'{lr:g}' for lr in plan.lr_grid)} on the first seed's validation "
+             "NDCG@10")
     (args.out / "results.md").write_text(
         f"Test metrics, mean ± std over seeds ({args.data or 'built-in ml-latest-small'}; "
-        f"{data.n_users} users, {data.n_items} items).\n\n{table}")
+        f"{data.n_users} users, {data.n_items} items; {rates}).\n\n{table}\n")
     figure = write_spectrum(E, args.out)
     print(table)
+    print(rates)
     print(f"wrote {args.out / 'results.csv'}, {args.out / 'results.md'}, {figure} "
           f"in {time.perf_counter() - started:.0f} s")
     return 0

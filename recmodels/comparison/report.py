@@ -6,30 +6,96 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ttest_rel
 
 from ace_transform.model_selection import lam_path
 
+from ..metrics import per_user_metrics
+from .runner import load_ranks
+
 TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 HEADERS = {"recall@10": "R@10", "ndcg@10": "N@10", "recall@20": "R@20", "ndcg@20": "N@20"}
+ALPHA = 0.05
+SIGNIFICANCE_NOTE = (
+    "`*`: better than every other method of the backbone on that metric, paired one-tailed "
+    "t-test over test users (`scipy.stats.ttest_rel`, `alternative='greater'`) on per-user "
+    "metrics averaged over seeds, p < 0.05.")
 
 
-def markdown_table(results: pd.DataFrame, method_order: list[str]) -> str:
-    """Test metrics, mean ± std over seeds, one block per backbone."""
-    test = results[results["split"] == "test"]
+def per_user_test_metrics(rows: pd.DataFrame, out: Path) -> dict[str, np.ndarray] | None:
+    """Per-user test metrics of one method, averaged over its seeds; None when unsaved."""
+    ranks = [load_ranks(out, key) for key in rows["fingerprint"]]
+    if not ranks or any(r is None for r in ranks):
+        return None
+    per_seed = [per_user_metrics(r, (10, 20)) for r in ranks]
+    return {m: np.mean([seed[m] for seed in per_seed], axis=0) for m in TABLE_METRICS}
+
+
+def significance_marks(per_user: dict[str, dict[str, np.ndarray]],
+                       alpha: float = ALPHA) -> set[tuple[str, str]]:
+    """``(method, metric)`` pairs better than every other method at level ``alpha``.
+
+    Paired one-tailed t-tests over users (the same users for every method).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recmodels.comparison.report import significance_marks
+    >>> rng = np.random.default_rng(0)
+    >>> base = rng.random(500)
+    >>> users = {"a": {"ndcg@10": base + 0.1}, "b": {"ndcg@10": base + rng.normal(0, .1, 500)}}
+    >>> sorted(significance_marks(users))
+    [('a', 'ndcg@10')]
+    """
+    marks = set()
+    methods = list(per_user)
+    for metric in next(iter(per_user.values()), {}):
+        for method in methods:
+            others = [m for m in methods if m != method]
+            p_values = [ttest_rel(per_user[method][metric], per_user[other][metric],
+                                  alternative="greater").pvalue for other in others]
+            if others and all(p < alpha for p in p_values):
+                marks.add((method, metric))
+    return marks
+
+
+def markdown_table(results: pd.DataFrame, method_order: list[str],
+                   out: Path | None = None) -> str:
+    """Test metrics of the selected cells, mean ± std over seeds, one block per backbone.
+
+    With ``out``, each block also marks significant figures from the per-user ranks in
+    ``out/runs`` (see :func:`significance_marks`).
+    """
+    test = results[(results["split"] == "test") & results["selected"].astype(bool)]
     lines = []
+    marked_any = False
     for backbone, block in test.groupby("backbone", sort=False):
         stats = block.groupby("method")[list(TABLE_METRICS)].agg(["mean", "std"])
         seeds = block.groupby("method")["seed"].nunique()
+        rates = block.groupby("method")["lr"].first()
+        marks: set[tuple[str, str]] = set()
+        if out is not None:
+            per_user = {m: per_user_test_metrics(rows, out) for m, rows in block.groupby("method")}
+            if len(per_user) > 1 and all(v is not None for v in per_user.values()):
+                marks = significance_marks(per_user)
         lines += [f"### {backbone}", "",
-                  "| method | seeds | " + " | ".join(HEADERS[m] for m in TABLE_METRICS) + " |",
-                  "|---|---|" + "---|" * len(TABLE_METRICS)]
+                  "| method | lr | seeds | "
+                  + " | ".join(HEADERS[m] for m in TABLE_METRICS) + " |",
+                  "|---|---|---|" + "---|" * len(TABLE_METRICS)]
         for method in [m for m in method_order if m in stats.index]:
             cells = []
             for metric in TABLE_METRICS:
                 mean, std = stats.loc[method, (metric, "mean")], stats.loc[method, (metric, "std")]
-                cells.append(f"{mean:.4f}" + ("" if np.isnan(std) else f" ± {std:.4f}"))
-            lines.append(f"| {method} | {seeds[method]} | " + " | ".join(cells) + " |")
+                cells.append(f"{mean:.4f}" + ("" if np.isnan(std) else f" ± {std:.4f}")
+                             + ("*" if (method, metric) in marks else ""))
+            lines.append(f"| {method} | {rates[method]:g} | {seeds[method]} | "
+                         + " | ".join(cells) + " |")
         lines.append("")
+        marked_any |= bool(marks)
+    if out is not None:
+        lines.append(SIGNIFICANCE_NOTE if marked_any else
+                     "No figure is significantly better than every other method's "
+                     "(paired one-tailed t-test over test users, p < 0.05).")
     return "\n".join(lines)
 
 

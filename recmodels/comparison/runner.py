@@ -1,10 +1,16 @@
-"""Run every (method, backbone, seed) cell, resumably, and collect the results."""
+"""Run every (method, backbone, seed) cell, resumably, and collect the results.
+
+Each trained cell is identified by a fingerprint of everything that decides its outcome
+(:func:`cell_settings`); a row of ``results.csv`` is reused only for the same fingerprint.
+Without a fixed learning rate, every method's rate is chosen from a grid on the first
+seed's validation NDCG@10, and the other seeds train at the chosen rate.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,26 +18,36 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ace_transform import __version__
+
 from ..data import SequenceData
 from ..models import BACKBONES
-from ..trainer import Trainer
+from ..provenance import array_digest, fingerprint, sequence_digest, settings_diff
+from ..trainer import CheckpointMismatchError, Trainer, resolve_device
 from .methods import METHODS, build_table
 
-COLUMNS = ["method", "backbone", "seed", "split", "recall@10", "ndcg@10", "recall@20",
-           "ndcg@20", "recall@50", "ndcg@50", "epochs", "best_epoch", "seconds"]
+METRICS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20", "recall@50", "ndcg@50"]
+COLUMNS = ["method", "backbone", "seed", "lr", "selected", "split", *METRICS, "epochs",
+           "best_epoch", "seconds", "lr_grid", "lr_valid", "fingerprint", "settings"]
+TEXT_COLUMNS = {"fingerprint": str, "settings": str, "lr_grid": str, "lr_valid": str}
+SELECTION_METRIC = "ndcg@10"
+DEFAULT_LR_GRID = (1e-3, 5e-4, 1e-4)
 
 
 @dataclass
 class ComparisonPlan:
-    """What to run and how long each cell may train.
+    """What to run and how each cell trains.
+
+    ``lr`` fixes one learning rate for every method; without it each method's rate is
+    chosen from ``lr_grid`` on the first seed's validation NDCG@10 (never a test figure).
 
     Examples
     --------
     >>> from recmodels.comparison import ComparisonPlan
     >>> plan = ComparisonPlan(methods=["id", "ace"], backbones=["sasrec"], seeds=[0, 1],
     ...                       hidden_size=64, max_epochs=20)
-    >>> plan.patience, plan.lr is None
-    (10, True)
+    >>> plan.patience, plan.lr is None, plan.lr_grid
+    (10, True, (0.001, 0.0005, 0.0001))
     >>> ComparisonPlan(methods=["bm25"], backbones=["sasrec"], seeds=[0])
     Traceback (most recent call last):
     ...
@@ -47,8 +63,10 @@ class ComparisonPlan:
     patience: int = 10
     batch_size: int = 256
     lr: float | None = None
+    lr_grid: tuple[float, ...] = DEFAULT_LR_GRID
     device: str = "auto"
     window_stride: int = 1
+    k_core: int = 5
     overrides: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,20 +75,145 @@ class ComparisonPlan:
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise ValueError(f"unknown {kind}(s) {unknown}; choose from {sorted(known)}.")
+        if not self.seeds:
+            raise ValueError("seeds is empty; give at least one seed.")
+        self.lr_grid = tuple(float(lr) for lr in self.lr_grid)
+        if self.lr is None and not self.lr_grid:
+            raise ValueError("give a learning rate (lr) or a non-empty lr_grid.")
+
+    @property
+    def learning_rates(self) -> tuple[float, ...]:
+        """The candidates each method's first seed trains."""
+        return (float(self.lr),) if self.lr is not None else self.lr_grid
 
 
-def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
-    temporary = path.with_suffix(".tmp")
-    frame.to_csv(temporary, index=False)
+def cell_settings(plan: ComparisonPlan, method: str, backbone: str, seed: int, lr: float,
+                  inputs: dict) -> dict:
+    """Everything that decides one cell's outcome; its fingerprint keys ``results.csv``."""
+    return {"method": method,
+            "method_settings": {**METHODS[method].defaults, **plan.overrides.get(method, {})},
+            "backbone": backbone, "hidden_size": plan.hidden_size, "max_len": plan.max_len,
+            "lr": lr, "max_epochs": plan.max_epochs, "patience": plan.patience,
+            "batch_size": plan.batch_size, "window_stride": plan.window_stride,
+            "k_core": plan.k_core, "seed": seed, "device": resolve_device(plan.device).type,
+            **inputs, "version": __version__}
+
+
+def _write_atomic(path: Path, write) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    write(temporary)
     os.replace(temporary, path)
+
+
+def _save_run(out: Path, key: str, result) -> None:
+    """Per-user ranks and the full settings and history of a finished cell."""
+    runs = out / "runs"
+    runs.mkdir(exist_ok=True)
+
+    def write_ranks(path: Path) -> None:
+        with open(path, "wb") as stream:
+            np.savez(stream, **{split: np.asarray(ranks, dtype=np.int64) for split, ranks in
+                                (("valid", result.valid_ranks), ("test", result.test_ranks))
+                                if ranks is not None})
+
+    _write_atomic(runs / f"{key}.npz", write_ranks)
+    _write_atomic(runs / f"{key}.json", lambda p: p.write_text(json.dumps(
+        {"trainer_settings": result.settings, "history": result.history}, indent=1)))
+
+
+def load_ranks(out: Path, key: str, split: str = "test") -> np.ndarray | None:
+    """Per-user ranks a finished cell saved, or None when they are missing."""
+    path = out / "runs" / f"{key}.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as saved:
+        return saved[split] if split in saved else None
+
+
+class _Cells:
+    """``results.csv`` and the training of missing cells."""
+
+    def __init__(self, plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Path,
+                 verbose: bool) -> None:
+        self.plan, self.data, self.E, self.out, self.verbose = plan, data, E, out, verbose
+        self.path = out / "results.csv"
+        self.results = (pd.read_csv(self.path, dtype=TEXT_COLUMNS, keep_default_na=False,
+                                    na_values={m: [""] for m in METRICS})
+                        if self.path.exists() else pd.DataFrame(columns=COLUMNS))
+        self.inputs = {"data": sequence_digest(data), "embeddings": array_digest(E)}
+        self.count, self.total = 0, 0
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(message, file=sys.stderr, flush=True)
+
+    def ensure(self, method: str, backbone: str, seed: int, lr: float) -> pd.DataFrame:
+        """The rows of this cell, trained now unless a row with its fingerprint exists."""
+        settings = cell_settings(self.plan, method, backbone, seed, lr, self.inputs)
+        key = fingerprint(settings)
+        self.count += 1
+        label = f"[{self.count}/{self.total}] {method} + {backbone}, seed {seed}, lr {lr:g}"
+        done = self.results[self.results["fingerprint"] == key]
+        if len(done):
+            return done
+        same_cell = self.results[(self.results["method"] == method)
+                                 & (self.results["backbone"] == backbone)
+                                 & (self.results["seed"] == seed)
+                                 & np.isclose(self.results["lr"].astype(float), lr)]
+        if len(same_cell):
+            changed = settings_diff(json.loads(same_cell["settings"].iloc[-1]), settings)
+            self._say(f"{label}: results.csv holds this cell under other settings "
+                      f"({'; '.join(changed[:4])}); training it anew")
+        else:
+            self._say(label)
+        rows = self._train(method, backbone, seed, lr, settings, key)
+        self.results = pd.concat([self.results, rows], ignore_index=True)
+        _write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
+        return rows
+
+    def _train(self, method, backbone, seed, lr, settings, key) -> pd.DataFrame:
+        plan = self.plan
+        torch.manual_seed(seed)
+        table = build_table(method, self.E, self.data, plan.hidden_size,
+                            plan.overrides.get(method))
+        model = BACKBONES[backbone](table, max_len=plan.max_len)
+        stem = f"{method}-{backbone}-s{seed}-lr{lr:g}"
+        checkpoints = self.out / "checkpoints"
+        path = checkpoints / f"{stem}-{key[:12]}.pt"
+        for stale in checkpoints.glob(f"{stem}-*.pt"):
+            if stale != path:
+                stale.unlink()
+        trainer = Trainer(model, self.data, lr=lr, batch_size=plan.batch_size,
+                          max_epochs=plan.max_epochs, patience=plan.patience, seed=seed,
+                          device=plan.device, checkpoint_path=path, verbose=self.verbose,
+                          window_stride=plan.window_stride)
+        try:
+            result = trainer.fit()
+        except CheckpointMismatchError as error:
+            self._say(f"{error}; starting over")
+            trainer.restart = True
+            result = trainer.fit()
+        _save_run(self.out, key, result)
+        path.unlink(missing_ok=True)
+        return pd.DataFrame([
+            {"method": method, "backbone": backbone, "seed": seed, "lr": lr,
+             "selected": False, "split": split,
+             **{k: metrics.get(k, np.nan) for k in METRICS},
+             "epochs": result.epochs_run, "best_epoch": result.best_epoch,
+             "seconds": round(result.seconds, 1), "lr_grid": "", "lr_valid": "",
+             "fingerprint": key, "settings": json.dumps(settings, sort_keys=True)}
+            for split, metrics in (("valid", result.best_valid), ("test", result.test))])
 
 
 def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Path,
                    *, verbose: bool = True) -> pd.DataFrame:
-    """Train each cell not yet in ``out/results.csv``; returns all results.
+    """Train every cell of ``plan`` not yet in ``out/results.csv``; returns the plan's rows.
 
     ``E`` holds one row per item of ``data`` (already aligned). A cell interrupted halfway
-    resumes from its checkpoint; finished cells are never recomputed.
+    resumes from its checkpoint; a finished cell is reused only when its fingerprint (all
+    its settings, the data, the embeddings and the package version) matches. Rows of other
+    settings stay in ``results.csv`` but are not returned. ``out/runs/`` keeps each cell's
+    per-user ranks, full settings and history.
 
     Examples
     --------
@@ -83,43 +226,42 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
     >>> import tempfile, pathlib
     >>> from recmodels.comparison import ComparisonPlan, run_comparison
     >>> plan = ComparisonPlan(["id", "ace"], ["sasrec"], [0], hidden_size=8, max_len=5,
-    ...                       max_epochs=1)
+    ...                       max_epochs=1, lr=1e-3, k_core=1)
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> results = run_comparison(plan, data, E, out, verbose=False)
-    >>> results[["method", "split"]].values.tolist()
-    [['id', 'valid'], ['id', 'test'], ['ace', 'valid'], ['ace', 'test']]
+    >>> results[["method", "split", "selected"]].values.tolist()
+    [['id', 'valid', True], ['id', 'test', True], ['ace', 'valid', True], ['ace', 'test', True]]
     >>> len(run_comparison(plan, data, E, out, verbose=False))  # finished cells are kept
     4
     """
     out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.csv"
-    results = (pd.read_csv(results_path) if results_path.exists()
-               else pd.DataFrame(columns=COLUMNS))
-    done = set(zip(results["method"], results["backbone"], results["seed"].astype(int)))
-    cells = [(m, b, s) for b in plan.backbones for m in plan.methods for s in plan.seeds]
-    for number, (method, backbone, seed) in enumerate(cells, 1):
-        if (method, backbone, seed) in done:
-            continue
-        if verbose:
-            print(f"[{number}/{len(cells)}] {method} + {backbone}, seed {seed}",
-                  file=sys.stderr, flush=True)
-        torch.manual_seed(seed)
-        table = build_table(method, E, data, plan.hidden_size, plan.overrides.get(method))
-        model = BACKBONES[backbone](table, max_len=plan.max_len)
-        checkpoint = out / "checkpoints" / f"{method}-{backbone}-{seed}.pt"
-        started = time.perf_counter()
-        result = Trainer(model, data, lr=plan.lr or METHODS[method].lr,
-                         batch_size=plan.batch_size, max_epochs=plan.max_epochs,
-                         patience=plan.patience, seed=seed, device=plan.device,
-                         checkpoint_path=checkpoint, verbose=verbose,
-                         window_stride=plan.window_stride).fit()
-        seconds = time.perf_counter() - started
-        rows = [{"method": method, "backbone": backbone, "seed": seed, "split": split,
-                 **{k: metrics.get(k, np.nan) for k in COLUMNS[4:10]},
-                 "epochs": result.epochs_run, "best_epoch": result.best_epoch,
-                 "seconds": round(seconds, 1)}
-                for split, metrics in (("valid", result.best_valid), ("test", result.test))]
-        results = pd.concat([results, pd.DataFrame(rows)], ignore_index=True)
-        _write_atomic(results[COLUMNS], results_path)
-        checkpoint.unlink(missing_ok=True)
+    cells = _Cells(plan, data, E, out, verbose)
+    rates = plan.learning_rates
+    cells.total = len(plan.backbones) * len(plan.methods) * (len(rates) + len(plan.seeds) - 1)
+    in_plan: list[str] = []
+    for backbone in plan.backbones:
+        for method in plan.methods:
+            first, *others = plan.seeds
+            candidates = {lr: cells.ensure(method, backbone, first, lr) for lr in rates}
+            scores = {lr: float(rows.loc[rows["split"] == "valid", SELECTION_METRIC].iloc[0])
+                      for lr, rows in candidates.items()}
+            best = max(rates, key=lambda lr: scores[lr])  # ties go to the earlier candidate
+            if len(rates) > 1:
+                listed = ", ".join(f"{lr:g}: {score:.4f}" for lr, score in scores.items())
+                cells._say(f"{method} + {backbone}: lr {best:g} chosen on valid "
+                           f"{SELECTION_METRIC} ({listed})")
+            trained = [cells.ensure(method, backbone, seed, best) for seed in others]
+            keys = list(pd.concat([*candidates.values(), *trained])["fingerprint"].unique())
+            chosen = set(candidates[best]["fingerprint"]).union(
+                *(rows["fingerprint"] for rows in trained))
+            mask = cells.results["fingerprint"].isin(keys)
+            cells.results.loc[mask, "selected"] = cells.results.loc[mask, "fingerprint"].isin(
+                chosen)
+            cells.results.loc[mask, "lr_grid"] = ",".join(f"{lr:g}" for lr in rates)
+            cells.results.loc[mask, "lr_valid"] = json.dumps(
+                {f"{lr:g}": round(score, 6) for lr, score in scores.items()})
+            in_plan += keys
+    _write_atomic(cells.path, lambda p: cells.results[COLUMNS].to_csv(p, index=False))
+    results = cells.results[cells.results["fingerprint"].isin(in_plan)].reset_index(drop=True)
+    results["selected"] = results["selected"].astype(bool)
     return results

@@ -1,0 +1,107 @@
+"""ace-bench reuses a finished cell only under the same settings; the learning-rate grid."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recmodels.comparison.cli import main
+from recmodels.comparison.runner import load_ranks
+from recmodels.metrics import per_user_metrics
+from recmodels_helpers import synthetic_log
+
+
+@pytest.fixture
+def folder(tmp_path):
+    log = synthetic_log(n_users=50, n_items=20)
+    path = tmp_path / "toy"
+    path.mkdir()
+    log.to_csv(path / "interactions.csv.gz", index=False)
+    ids = sorted(log.item_id.unique())
+    pd.DataFrame({"item_id": ids, "title": [f"thing {i}" for i in ids]}).to_csv(
+        path / "items.csv.gz", index=False)
+    rng = np.random.default_rng(0)
+    np.save(path / "emb.npy", (rng.standard_normal((len(ids), 24)) + 1).astype(np.float32))
+    return path
+
+
+def toy_argv(folder, out, *extra):
+    return ["--data", str(folder), "--embeddings", str(folder / "emb.npy"), "--out", str(out),
+            "--backbones", "sasrec", "--k-core", "1", "--window-stride", "3",
+            "--hidden-size", "16", "--max-len", "8", *extra]
+
+
+def test_quick_then_full_into_one_folder_recomputes(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    quick = toy_argv(folder, out, "--quick", "--methods", "id,ace", "--max-epochs", "1")
+    assert main(quick) == 0
+    first = pd.read_csv(out / "results.csv")
+    assert set(first["epochs"]) == {1}
+    capsys.readouterr()
+    full = toy_argv(folder, out, "--methods", "id,ace", "--max-epochs", "2", "--lr", "1e-3")
+    assert main(full) == 0
+    err = capsys.readouterr().err
+    assert "results.csv holds this cell under other settings (max_epochs: 1 -> 2; " \
+           "patience: 2 -> 10)" in err
+    both = pd.read_csv(out / "results.csv")
+    assert len(both) == 2 * len(first)  # the quick rows stay, new rows are added
+    assert both["fingerprint"].nunique() == 4
+    table = (out / "results.md").read_text()
+    newest = both[(both["epochs"] == 2) & (both["split"] == "test")]
+    for _, row in newest.iterrows():
+        assert f"{row['ndcg@10']:.4f}" in table
+
+
+def test_a_changed_method_setting_recomputes_only_that_method(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = toy_argv(folder, out, "--methods", "id,ace", "--max-epochs", "1", "--lr", "1e-3",
+                    "--param", "ace.lam=5")
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv[:-1] + ["ace.lam=0"]) == 0
+    err = capsys.readouterr().err
+    assert "method_settings.lam: 5 -> 0" in err
+    assert "id + sasrec" not in err  # the id cell is unchanged and reused
+    results = pd.read_csv(out / "results.csv")
+    lams = {json.loads(s)["method_settings"].get("lam") for s in results["settings"]}
+    assert lams == {None, 5, 0}
+    settings = json.loads(results["settings"].iloc[0])
+    for key in ("method", "method_settings", "lr", "backbone", "hidden_size", "max_len",
+                "max_epochs", "patience", "batch_size", "window_stride", "k_core", "seed",
+                "data", "embeddings", "version"):
+        assert key in settings
+    # Other embeddings are other inputs: every cell is trained again.
+    np.save(folder / "emb.npy", np.load(folder / "emb.npy") * 2)
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().err.count("under other settings (embeddings:") == 2
+
+
+def test_the_learning_rate_is_chosen_per_method_on_validation(folder, tmp_path):
+    out = tmp_path / "out"
+    argv = toy_argv(folder, out, "--methods", "id,pca", "--seeds", "0,1", "--max-epochs", "2",
+                    "--lr-grid", "3e-2,1e-3,1e-5")
+    assert main(argv) == 0
+    results = pd.read_csv(out / "results.csv")
+    for method, rows in results.groupby("method"):
+        first = rows[(rows["seed"] == 0) & (rows["split"] == "valid")]
+        assert sorted(first["lr"]) == [1e-5, 1e-3, 3e-2]
+        best = first.loc[first["ndcg@10"].idxmax(), "lr"]
+        assert set(rows.loc[rows["selected"], "lr"]) == {best}
+        assert set(rows.loc[rows["seed"] == 1, "lr"]) == {best}  # other seeds: chosen rate
+        scores = json.loads(rows["lr_valid"].iloc[0])
+        assert scores == pytest.approx({f"{lr:g}": v for lr, v in
+                                        zip(first["lr"], first["ndcg@10"])}, abs=1e-6)
+        assert set(rows["lr_grid"]) == {"0.03,0.001,1e-05"}
+        for key, recorded in zip(rows.loc[rows["split"] == "test", "fingerprint"],
+                                 rows.loc[rows["split"] == "test", "ndcg@10"]):
+            ranks = load_ranks(out, key)
+            assert ranks.shape == (50,) and ranks.min() >= 0
+            assert per_user_metrics(ranks, (10,))["ndcg@10"].mean() == pytest.approx(recorded)
+        chosen_test = rows[rows["selected"] & (rows["split"] == "test") & (rows["seed"] == 0)]
+        table = (out / "results.md").read_text()
+        assert f"| {method} | {best:g} | 2 |" in table
+        assert len(chosen_test) == 1
+    assert "t-test" in (out / "results.md").read_text()
+    assert "chosen from 0.03, 0.001, 1e-05" in (out / "results.md").read_text()
