@@ -124,13 +124,13 @@ def test_downstream_search_rejects_an_absurd_scale(walk_data):
 def test_downstream_scorer_caches_and_never_looks_at_test(walk_data, tmp_path, monkeypatch):
     data, E = walk_data
     splits = []
-    original = Trainer.evaluate
+    original = Trainer.rank  # every evaluation of the trainer ranks through here
 
     def recording(self, split="valid"):
         splits.append(split)
         return original(self, split)
 
-    monkeypatch.setattr(Trainer, "evaluate", recording)
+    monkeypatch.setattr(Trainer, "rank", recording)
     scorer = DownstreamScorer(data, E, epochs=1, memory=str(tmp_path), verbose=False)
     ace = ACETransformer(8).fit(E)
     first = scorer(ace, E)
