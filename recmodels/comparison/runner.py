@@ -112,7 +112,7 @@ def _save_run(out: Path, key: str, result) -> None:
 
     def write_ranks(path: Path) -> None:
         with open(path, "wb") as stream:
-            np.savez(stream, **{split: np.asarray(ranks, dtype=np.int64) for split, ranks in
+            np.savez(stream, **{split: np.asarray(ranks, dtype=np.int32) for split, ranks in
                                 (("valid", result.valid_ranks), ("test", result.test_ranks))
                                 if ranks is not None})
 
