@@ -105,3 +105,17 @@ def test_the_learning_rate_is_chosen_per_method_on_validation(folder, tmp_path):
         assert len(chosen_test) == 1
     assert "t-test" in (out / "results.md").read_text()
     assert "chosen from 0.03, 0.001, 1e-05" in (out / "results.md").read_text()
+
+
+def test_backbone_settings_of_the_reference_code_reach_the_model(folder, tmp_path):
+    out = tmp_path / "out"
+    argv = toy_argv(folder, out, "--methods", "id,pca", "--max-epochs", "1", "--lr", "1e-3")
+    argv[argv.index("sasrec")] = "gru4rec"
+    assert main(argv) == 0
+    results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
+    for method, dropout in (("id", 0.5), ("pca", 0.3)):
+        row = results[results["method"] == method].iloc[0]
+        settings = json.loads(row["settings"])
+        assert settings.get("backbone_settings", {}).get("dropout", 0.5) == dropout
+        saved = json.loads((out / "runs" / f"{row['fingerprint']}.json").read_text())
+        assert saved["trainer_settings"]["model"]["dropout"]["p"] == dropout

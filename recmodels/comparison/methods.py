@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.pipeline import make_pipeline
@@ -24,11 +24,16 @@ Builder = Callable[[np.ndarray, SequenceData, int, dict], ItemTable]
 
 @dataclass(frozen=True)
 class Method:
-    """A compared method: its item-table builder, learning rate and default settings."""
+    """A compared method: its item-table builder and default settings.
+
+    The learning rate is not a property of the method: ``ace-bench`` chooses it per method
+    from a grid on validation (or takes one rate for all).
+    """
 
     build: Builder
-    lr: float
     defaults: dict
+    backbone_settings: dict[str, dict] = field(default_factory=dict)
+    """Backbone arguments the reference code sets for this method, per backbone name."""
 
 
 def _init(matrix: np.ndarray, hidden: int) -> TrainableTable:
@@ -120,15 +125,17 @@ def _alphafuse(E, data, hidden, p):
 
 
 METHODS: dict[str, Method] = {
-    "id": Method(_id, 1e-3, {}),
-    "pca": Method(_pca, 1e-3, {"target_std": None}),
-    "whiten": Method(_whiten, 1e-3, {"adapter_init": "normal"}),
-    "whitenplus": Method(_whitenplus, 1e-3, {"n_groups": 8, "adapter_init": "normal"}),
-    "alpharec": Method(_alpharec, 1e-3, {"adapter_init": "normal"}),
-    "llmemb": Method(_llmemb, 1e-3, {"pca_dim": 1536, "adapter_init": "normal"}),
-    "alphafuse": Method(_alphafuse, 1e-3, {"null_dim": None, "residual_init": "normal"}),
-    "recpca": Method(_recpca, 1e-3, {"beta": 0.5, "window": 3, "target_std": 0.1}),
-    "ace": Method(_ace, 5e-4, {"lam": 50.0, "gamma": 0.1, "center": False}),
+    "id": Method(_id, {}),
+    # The reference's LLM2X and AlphaFuse GRU4Rec model files set dropout_prob 0.3.
+    "pca": Method(_pca, {"target_std": None}, {"gru4rec": {"dropout": 0.3}}),
+    "whiten": Method(_whiten, {"adapter_init": "normal"}),
+    "whitenplus": Method(_whitenplus, {"n_groups": 8, "adapter_init": "normal"}),
+    "alpharec": Method(_alpharec, {"adapter_init": "normal"}),
+    "llmemb": Method(_llmemb, {"pca_dim": 1536, "adapter_init": "normal"}),
+    "alphafuse": Method(_alphafuse, {"null_dim": None, "residual_init": "normal"},
+                        {"gru4rec": {"dropout": 0.3}}),
+    "recpca": Method(_recpca, {"beta": 0.5, "window": 3, "target_std": 0.1}),
+    "ace": Method(_ace, {"lam": 50.0, "gamma": 0.1, "center": False}),
 }
 
 

@@ -96,7 +96,14 @@ def cell_settings(plan: ComparisonPlan, method: str, backbone: str, seed: int, l
             "lr": lr, "max_epochs": plan.max_epochs, "patience": plan.patience,
             "batch_size": plan.batch_size, "window_stride": plan.window_stride,
             "k_core": plan.k_core, "seed": seed, "device": resolve_device(plan.device).type,
-            **inputs, "version": __version__}
+            **backbone_settings(method, backbone), **inputs, "version": __version__}
+
+
+def backbone_settings(method: str, backbone: str) -> dict:
+    """``{"backbone_settings": ...}`` where the reference code sets backbone arguments for
+    this method (METHODS.md section 4), else nothing, so other cells' fingerprints stay."""
+    settings = METHODS[method].backbone_settings.get(backbone, {})
+    return {"backbone_settings": settings} if settings else {}
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -176,7 +183,8 @@ class _Cells:
         torch.manual_seed(seed)
         table = build_table(method, self.E, self.data, plan.hidden_size,
                             plan.overrides.get(method))
-        model = BACKBONES[backbone](table, max_len=plan.max_len)
+        model = BACKBONES[backbone](table, max_len=plan.max_len,
+                                   **METHODS[method].backbone_settings.get(backbone, {}))
         stem = f"{method}-{backbone}-s{seed}-lr{lr:g}"
         checkpoints = self.out / "checkpoints"
         path = checkpoints / f"{stem}-{key[:12]}.pt"
