@@ -54,6 +54,12 @@ def run(out: Path, args: argparse.Namespace, kill_after: float | None = None) ->
     return True
 
 
+def last_progress(log: Path) -> str:
+    """The last line the run printed (progress bars split on carriage returns)."""
+    lines = [line.strip() for line in log.read_text().replace("\r", "\n").splitlines()]
+    return next((line for line in reversed(lines) if line), "(nothing printed yet)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="id,ace")
@@ -74,10 +80,12 @@ def main(argv=None) -> int:
     duration = time.perf_counter() - started
     print(f"straight run: {duration:.0f} s")
     for number in range(args.kills):
-        delay = rng.uniform(0.1, 0.9) * duration
+        # A resumed run skips what is cached or finished: later kills come sooner.
+        delay = rng.uniform(0.1, 0.9) * duration / (number + 1)
         finished = run(killed, args, kill_after=delay)
-        print(f"kill {number + 1}: SIGKILL after {delay:.1f} s"
-              f"{' (the run had already finished)' if finished else ''}")
+        print(f"kill {number + 1}: SIGKILL after {delay:.1f} s, "
+              + ("the run had already finished" if finished else
+                 f"during: {last_progress(workdir / 'killed.log')}"))
         if finished:
             break
     run(killed, args)
