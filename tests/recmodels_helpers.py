@@ -14,3 +14,19 @@ def synthetic_log(n_users=40, n_items=25, seed=0, min_len=5, max_len=14):
         for position in range(length):
             rows.append((f"u{user}", f"i{(start + step * position) % n_items}", position))
     return pd.DataFrame(rows, columns=["user_id", "item_id", "position"])
+
+
+def toy_folder(path, *, n_users=50, n_items=20, width=24, shift=1.0, dtype=np.float32,
+               brand=False):
+    """An ace-bench data folder (interactions, items with titles, ``emb.npy``) at ``path``."""
+    log = synthetic_log(n_users=n_users, n_items=n_items)
+    path.mkdir()
+    log.to_csv(path / "interactions.csv.gz", index=False)
+    ids = sorted(log.item_id.unique())
+    items = pd.DataFrame({"item_id": ids, "title": [f"thing {i}" for i in ids]})
+    if brand:
+        items["brand"] = ["" if i.endswith("1") else "acme" for i in ids]
+    items.to_csv(path / "items.csv.gz", index=False)
+    rng = np.random.default_rng(0)
+    np.save(path / "emb.npy", (rng.standard_normal((len(ids), width)) + shift).astype(dtype))
+    return path

@@ -9,21 +9,12 @@ import pytest
 from recmodels.comparison.cli import main
 from recmodels.comparison.runner import load_ranks
 from recmodels.metrics import per_user_metrics
-from recmodels_helpers import synthetic_log
+from recmodels_helpers import toy_folder
 
 
 @pytest.fixture
 def folder(tmp_path):
-    log = synthetic_log(n_users=50, n_items=20)
-    path = tmp_path / "toy"
-    path.mkdir()
-    log.to_csv(path / "interactions.csv.gz", index=False)
-    ids = sorted(log.item_id.unique())
-    pd.DataFrame({"item_id": ids, "title": [f"thing {i}" for i in ids]}).to_csv(
-        path / "items.csv.gz", index=False)
-    rng = np.random.default_rng(0)
-    np.save(path / "emb.npy", (rng.standard_normal((len(ids), 24)) + 1).astype(np.float32))
-    return path
+    return toy_folder(tmp_path / "toy")
 
 
 def toy_argv(folder, out, *extra):

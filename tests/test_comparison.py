@@ -7,22 +7,12 @@ import pytest
 from recmodels.comparison import build_table, item_prompts
 from recmodels.comparison.cli import main
 from recmodels.comparison.methods import METHODS
-from recmodels_helpers import synthetic_log
+from recmodels_helpers import synthetic_log, toy_folder
 
 
 @pytest.fixture
 def folder(tmp_path):
-    log = synthetic_log(n_users=50, n_items=20)
-    path = tmp_path / "toy"
-    path.mkdir()
-    log.to_csv(path / "interactions.csv.gz", index=False)
-    ids = sorted(log.item_id.unique())
-    pd.DataFrame({"item_id": ids, "title": [f"thing {i}" for i in ids],
-                  "brand": ["" if i.endswith("1") else "acme" for i in ids]}
-                 ).to_csv(path / "items.csv.gz", index=False)
-    rng = np.random.default_rng(0)
-    np.save(path / "emb.npy", (rng.standard_normal((len(ids), 24)) + 1).astype(np.float32))
-    return path
+    return toy_folder(tmp_path / "toy", brand=True)
 
 
 def test_prompt_follows_the_paper_and_skips_empty_fields():

@@ -92,20 +92,13 @@ import pandas as pd  # noqa: E402
 
 from recmodels.comparison.cli import main  # noqa: E402
 from recmodels.comparison.inputs import InputError, load_embeddings  # noqa: E402
-from recmodels_helpers import synthetic_log  # noqa: E402
+from recmodels_helpers import toy_folder  # noqa: E402
 
 
 @pytest.fixture
 def folder(tmp_path):
-    log = synthetic_log(n_users=30, n_items=12)
-    path = tmp_path / "toy"
-    path.mkdir()
-    log.to_csv(path / "interactions.csv.gz", index=False)
-    ids = sorted(log.item_id.unique())
-    pd.DataFrame({"item_id": ids, "title": [f"thing {i}" for i in ids]}).to_csv(
-        path / "items.csv.gz", index=False)
-    np.save(path / "emb.npy", np.random.default_rng(0).standard_normal((len(ids), 8)))
-    return path
+    return toy_folder(tmp_path / "toy", n_users=30, n_items=12, width=8, shift=0.0,
+                      dtype=np.float64)
 
 
 def run_bench(folder, out, *extra, embeddings="emb.npy"):
