@@ -154,6 +154,11 @@ class TrainableTable(ItemTable):
             else:
                 self.weight.copy_(self._initial)
 
+    @property
+    def initial_rows(self) -> torch.Tensor | None:
+        """The ``init`` matrix the table starts from (one row per item), or None if random."""
+        return self._initial
+
     def forward(self) -> torch.Tensor:
         return _with_padding_row(self.weight)
 
@@ -170,6 +175,11 @@ class AlphaFuseTable(ItemTable):
     init : {"normal", "zeros"}, default="normal"
         Initialisation of the residual: N(0, 1), as the paper's runs (``init_type:
         normal``), or zeros, so that training starts from the semantic table itself.
+    zero_rows : array-like of int, optional
+        Rows (0-based item positions) whose residual starts at zero whatever ``init`` is:
+        items nothing will be learned about, such as the cold-start protocol's new items,
+        whose row is then their semantic row. The other rows are drawn exactly as without
+        it.
 
     Examples
     --------
@@ -180,7 +190,8 @@ class AlphaFuseTable(ItemTable):
     (torch.Size([3, 2]), True)
     """
 
-    def __init__(self, semantic, null_slots: Sequence[int], *, init: str = "normal") -> None:
+    def __init__(self, semantic, null_slots: Sequence[int], *, init: str = "normal",
+                 zero_rows: Sequence[int] | None = None) -> None:
         super().__init__()
         _check_option(init, RESIDUAL_INITS, "init")
         semantic = _as_tensor(semantic, "semantic")
@@ -188,6 +199,14 @@ class AlphaFuseTable(ItemTable):
         self.init = init
         self.register_buffer("semantic", semantic)
         self.register_buffer("null_slots", torch.as_tensor(np.asarray(null_slots, np.int64)))
+        zero = None
+        if zero_rows is not None:
+            zero = torch.as_tensor(np.asarray(zero_rows, dtype=np.int64).ravel())
+            if zero.numel() and not 0 <= int(zero.min()) <= int(zero.max()) < self.n_items:
+                raise ValueError(f"zero_rows must be row positions in 0..{self.n_items - 1}; "
+                                 f"got values from {int(zero.min())} to {int(zero.max())}.")
+        # Not in the state_dict, so tables built without it keep their keys.
+        self.register_buffer("zero_rows", zero, persistent=False)
         self.residual = nn.Parameter(torch.empty(self.n_items, self.null_slots.numel()))
         self.reset_parameters()
 
@@ -198,6 +217,8 @@ class AlphaFuseTable(ItemTable):
                 self.residual.normal_()
             else:
                 self.residual.zero_()
+            if self.zero_rows is not None:
+                self.residual[self.zero_rows] = 0.0
 
     def forward(self) -> torch.Tensor:
         table = self.semantic.index_add(1, self.null_slots, self.residual)

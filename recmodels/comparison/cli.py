@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cold_start import CHOICES, MAX_SHARE, first_seen_times
 from ..data import build_sequences, load_folder
 from ..datasets import example_folder
 from ..trainer import TrainingDivergedError
+from .cold import MAP_SUFFIX, NEW_SPLIT, PROTOCOLS, make_split
 from .inputs import InputError, load_embeddings
 from .methods import METHODS
 from .report import markdown_table, write_spectrum
@@ -33,11 +35,24 @@ users (scipy.stats.ttest_rel, alternative='greater', per-user metrics averaged o
 against every other method of the same backbone gives p < 0.05, as the seed paper's
 asterisks do.
 
+cold-start protocol (--protocol cold-start): a share of the items (--cold-share, default
+0.1) is new: the items whose first interaction is latest (--cold-choice latest; needs a
+'timestamp' column) or a random draw (--cold-choice random, seed 0). Their interactions are
+removed from the training part of every sequence (as targets and as context), the
+reshapers are fitted without their rows and training never offers them as candidates; they
+stay as validation and test targets, and the test input keeps the validation item. At
+evaluation each method's reshaper maps their text (transform); tables initialised from a
+matrix and fine-tuned (ace, pca, recpca) are also evaluated with those rows carried into
+the trained space by a ridge map fitted on the warm items ('ace+map'). Early stopping uses
+every user's validation target. results.csv adds split 'test-new' (users whose test target
+is new) and results.md a second table for them.
+
 provenance: each row of results.csv carries a fingerprint of everything that decides it
 (method and its settings, learning rate, backbone settings, max epochs, patience, batch
 size, window stride, k-core, seed, digests of the interactions and of the embeddings, the
-package version) and the settings themselves (JSON); a finished cell is reused only for an
-equal fingerprint. OUT/runs/ keeps each cell's per-user ranks, full settings and history.
+package version; under the cold-start protocol also its settings and the new items) and
+the settings themselves (JSON); a finished cell is reused only for an equal fingerprint.
+OUT/runs/ keeps each cell's per-user ranks, full settings and history.
 """
 
 
@@ -144,6 +159,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--param", action="append", default=[], metavar="METHOD.SETTING=VALUE",
                         help="override a method setting, e.g. ace.lam=10 (repeatable)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="standard",
+                        help="standard leave-one-out, or cold-start: a share of the items is "
+                             "new, unseen in training (default: %(default)s)")
+    parser.add_argument("--cold-share", default=None, metavar="SHARE",
+                        help=f"share of the items that is new, in (0, {MAX_SHARE:g}] "
+                             "(cold-start only; default 0.1)")
+    parser.add_argument("--cold-choice", choices=CHOICES, default=None,
+                        help="which items are new: the latest first interactions (needs "
+                             "timestamps) or a random draw (cold-start only; default latest)")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an input or training error instead of a "
                              "one-line message")
@@ -166,11 +190,58 @@ def _located(where, exc: Exception) -> str:
     return f"{where}: {message}"
 
 
-def load_inputs(args: argparse.Namespace):
+def _cold_start(args: argparse.Namespace) -> tuple[float, str]:
+    """``--cold-share`` and ``--cold-choice``, checked (their defaults when not given)."""
+    given = [f"{name} {value}" for name, value in (("--cold-share", args.cold_share),
+                                                    ("--cold-choice", args.cold_choice))
+             if value is not None]
+    if args.protocol != "cold-start":
+        if given:
+            raise InputError(f"{given[0]}: applies to --protocol cold-start only; add "
+                             "--protocol cold-start, or drop it.")
+        return 0.1, "latest"
+    share = 0.1 if args.cold_share is None else args.cold_share
+    try:
+        share = float(share)
+    except ValueError:
+        share = float("nan")
+    if not 0 < share <= MAX_SHARE:
+        raise InputError(f"--cold-share {args.cold_share}: not a share in (0, {MAX_SHARE:g}] of "
+                         "the items; most items must stay warm to train on. Write e.g. "
+                         "--cold-share 0.1.")
+    return share, args.cold_choice or "latest"
+
+
+def _first_seen(args, plan, interactions, data) -> np.ndarray | None:
+    """First-interaction times for ``--cold-choice latest``; the cold split checked."""
+    if plan.protocol != "cold-start":
+        return None
+    first_seen = None
+    if plan.cold_choice == "latest":
+        source = (args.data or BUILTIN) / "interactions.csv.gz"
+        if "timestamp" not in interactions.columns:
+            raise InputError(f"--cold-choice latest: {source} has no 'timestamp' column; its "
+                             "'position' orders each user's interactions but shares no clock "
+                             "between users, so which items appeared last is unknown. Pass "
+                             "--cold-choice random, or add timestamps.")
+        try:
+            first_seen = first_seen_times(interactions, data)
+        except ValueError as exc:
+            raise InputError(f"--cold-choice latest: {source}: {exc}") from exc
+    try:
+        make_split(plan, data, first_seen)
+    except ValueError as exc:
+        raise InputError(f"--cold-share {plan.cold_share:g}: {exc}") from exc
+    return first_seen
+
+
+def load_inputs(args: argparse.Namespace, plan: ComparisonPlan | None = None):
     """Read and check everything before any training starts.
 
-    Raises :class:`~recmodels.comparison.inputs.InputError`, naming the file or argument,
-    before anything is written to ``args.out``.
+    Returns the sequences, the aligned embedding matrix and, for ``--protocol cold-start
+    --cold-choice latest``, each item's first-interaction time (else None). Raises
+    :class:`~recmodels.comparison.inputs.InputError`, naming the file or argument, before
+    anything is written to ``args.out``.
     """
     folder = args.data or BUILTIN
     if not folder.is_dir():
@@ -197,6 +268,7 @@ def load_inputs(args: argparse.Namespace):
     except ValueError as exc:
         raise InputError(f"--data {folder}: {exc}") from exc
     print(data.report, file=sys.stderr)
+    first_seen = None if plan is None else _first_seen(args, plan, interactions, data)
     if matrix is None:
         keep = data.embedding_rows
         try:
@@ -206,7 +278,19 @@ def load_inputs(args: argparse.Namespace):
             raise InputError(f"--encoder {args.encoder}: {exc}") from exc
         matrix = np.zeros((len(items), encoded.shape[1]), dtype=np.float32)
         matrix[keep] = encoded
-    return data, data.align(matrix)
+    return data, data.align(matrix), first_seen
+
+
+def _cold_start_tables(results, out: Path, split) -> str:
+    order = [name for method in METHODS for name in (method, method + MAP_SUFFIX)]
+    n_new = int(split.target_is_new("test").sum())
+    return (f"{split}.\n\n#### All test users ({split.data.n_users})\n\n"
+            f"{markdown_table(results, order, out)}\n\n"
+            f"#### Users whose test target is a new item ({n_new})\n\n"
+            f"{markdown_table(results, order, out, NEW_SPLIT)}\n\n"
+            f"'{MAP_SUFFIX}': the new items' rows carried into the trained table by a ridge "
+            "map fitted on the warm items; without it, their rows as the method's reshaper "
+            "made them (ID-only: its initial random rows).")
 
 
 def main(argv=None) -> int:
@@ -224,17 +308,22 @@ def main(argv=None) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    cold_share, cold_choice = _cold_start(args)
     plan = ComparisonPlan(
         methods=_choices(args.methods, METHODS, "--methods"),
         backbones=_choices(args.backbones, BACKBONES, "--backbones"),
         seeds=_integers(args.seeds, "--seeds"), max_epochs=args.max_epochs,
         patience=args.patience, lr=args.lr, lr_grid=_rates(args.lr_grid, "--lr-grid"),
         device=args.device, window_stride=args.window_stride, hidden_size=args.hidden_size,
-        max_len=args.max_len, k_core=args.k_core, overrides=_overrides(args.param))
+        max_len=args.max_len, k_core=args.k_core, overrides=_overrides(args.param),
+        protocol=args.protocol, cold_share=cold_share, cold_choice=cold_choice)
     started = time.perf_counter()
-    data, E = load_inputs(args)
-    results = run_comparison(plan, data, E, args.out)
-    table = markdown_table(results, list(METHODS), args.out)
+    data, E, first_seen = load_inputs(args, plan)
+    results = run_comparison(plan, data, E, args.out, first_seen=first_seen)
+    if plan.protocol == "cold-start":
+        table = _cold_start_tables(results, args.out, make_split(plan, data, first_seen))
+    else:
+        table = markdown_table(results, list(METHODS), args.out)
     rates = (f"learning rate {plan.lr:g} for every method" if plan.lr is not None else
              "each method's learning rate chosen from "
              f"{', '.join(f'{lr:g}' for lr in plan.lr_grid)} on the first seed's validation "

@@ -19,7 +19,9 @@ from ace_transform import (
 from ..data import SequenceData
 from ..item_table import AdapterTable, AlphaFuseTable, ItemTable, TrainableTable
 
-Builder = Callable[[np.ndarray, SequenceData, int, dict], ItemTable]
+# (E, data, hidden size, settings, warm): ``warm`` is None, or the boolean mask of the rows
+# a reshaper may be fitted on (the cold-start protocol's warm items).
+Builder = Callable[[np.ndarray, SequenceData, int, dict, "np.ndarray | None"], ItemTable]
 
 
 @dataclass(frozen=True)
@@ -40,26 +42,52 @@ def _init(matrix: np.ndarray, hidden: int) -> TrainableTable:
     return TrainableTable(matrix.shape[0], hidden, init=matrix.astype(np.float32))
 
 
-def _id(E, data, hidden, p):
+def _reshape(estimator, E: np.ndarray, warm: np.ndarray | None, **fit_params) -> np.ndarray:
+    """Every row of ``E`` reshaped; fitted on the ``warm`` rows only when they are given.
+
+    Without ``warm`` this is ``fit_transform(E)``, as before the cold-start protocol; with
+    it the estimator never sees the other rows, which it maps with ``transform``.
+    """
+    if warm is None:
+        return estimator.fit_transform(E, **fit_params)
+    return estimator.fit(E[warm], **fit_params).transform(E)
+
+
+def _warm_sequences(data: SequenceData, warm: np.ndarray | None) -> list[np.ndarray]:
+    """Training sequences as row indices of the matrix the reshaper is fitted on."""
+    sequences = data.train_sequences()
+    if warm is None or not sequences:
+        return sequences
+    position = np.cumsum(warm) - 1  # row of the full matrix -> row among the warm rows
+    flat = np.concatenate(sequences)
+    if not warm[flat].all():
+        raise ValueError("the training sequences hold items outside the warm rows; build "
+                         "the data with recmodels.cold_start.cold_start_split.")
+    return np.split(position[flat], np.cumsum([s.size for s in sequences])[:-1])
+
+
+def _id(E, data, hidden, p, warm):
     return TrainableTable(data.n_items, hidden)
 
 
-def _ace(E, data, hidden, p):
-    return _init(ACETransformer(hidden, lam=p["lam"], gamma=p["gamma"],
-                                center=p["center"]).fit_transform(E), hidden)
+def _ace(E, data, hidden, p, warm):
+    return _init(_reshape(ACETransformer(hidden, lam=p["lam"], gamma=p["gamma"],
+                                         center=p["center"]), E, warm), hidden)
 
 
-def _pca(E, data, hidden, p):
-    return _init(PCAInit(hidden, target_std=p["target_std"]).fit_transform(E), hidden)
+def _pca(E, data, hidden, p, warm):
+    return _init(_reshape(PCAInit(hidden, target_std=p["target_std"]), E, warm), hidden)
 
 
-def _recpca(E, data, hidden, p):
+def _recpca(E, data, hidden, p, warm):
     pipe = make_pipeline(Normalizer(), RecPCA(hidden, beta=p["beta"], window=p["window"],
                                               target_std=p["target_std"]))
-    return _init(pipe.fit_transform(E, recpca__sequences=data.train_sequences()), hidden)
+    return _init(_reshape(pipe, E, warm, recpca__sequences=_warm_sequences(data, warm)),
+                 hidden)
 
 
-def zca_view(E: np.ndarray, n_groups: int = 1) -> np.ndarray:
+def zca_view(E: np.ndarray, n_groups: int = 1, *,
+             fit_rows: np.ndarray | None = None) -> np.ndarray:
     """WhitenRec's frozen view as the reference code computes it: ``U V^T`` of centred ``E``.
 
     The columns are centred (padding is not a row here), split into ``n_groups``
@@ -69,6 +97,11 @@ def zca_view(E: np.ndarray, n_groups: int = 1) -> np.ndarray:
     ``1 / sqrt(n_items)``, not 1 (it equals ``WhiteningTransformer(method="zca", eps=0)``'s
     output divided by ``sqrt(n_items)``). Directions without variance (numerical rank below
     the width) are left out rather than blown up.
+
+    ``fit_rows`` (a boolean mask over the rows) fits the view on those rows only: their
+    view is ``U V^T`` of the centred fitted rows, as above, and every other row ``x`` gets
+    the same linear map, ``(x - mean) V diag(1/S) V^T`` (the cold-start protocol's new
+    items).
 
     Examples
     --------
@@ -87,13 +120,19 @@ def zca_view(E: np.ndarray, n_groups: int = 1) -> np.ndarray:
         divisors = [g for g in range(1, width + 1) if width % g == 0]
         raise ValueError(f"n_groups={n_groups} does not divide the embedding width {width}; "
                          f"choose one of {divisors[:12]}{' ...' if len(divisors) > 12 else ''}.")
-    X = X - X.mean(axis=0)
+    fit = slice(None) if fit_rows is None else np.asarray(fit_rows, dtype=bool)
+    X = X - X[fit].mean(axis=0)
     blocks = []
     for block in np.split(X, n_groups, axis=1):
-        U, S, Vt = np.linalg.svd(block, full_matrices=False)
-        tolerance = S[0] * max(block.shape) * np.finfo(np.float64).eps if S.size else 0.0
+        U, S, Vt = np.linalg.svd(block[fit], full_matrices=False)
+        tolerance = S[0] * max(block[fit].shape) * np.finfo(np.float64).eps if S.size else 0.0
         rank = int((S > tolerance).sum())
-        blocks.append(U[:, :rank] @ Vt[:rank])
+        if fit_rows is None:
+            blocks.append(U[:, :rank] @ Vt[:rank])
+            continue
+        view = block @ (Vt[:rank].T / S[:rank]) @ Vt[:rank]
+        view[fit] = U[:, :rank] @ Vt[:rank]  # exactly the rows' U V^T, as without fit_rows
+        blocks.append(view)
     return np.hstack(blocks).astype(np.float32)
 
 
@@ -101,27 +140,30 @@ def _adapter(views, hidden, p, activation):
     return AdapterTable(views, hidden, activation=activation, init=p["adapter_init"])
 
 
-def _whiten(E, data, hidden, p):
-    return _adapter([zca_view(E)], hidden, p, "relu")
+def _whiten(E, data, hidden, p, warm):
+    return _adapter([zca_view(E, fit_rows=warm)], hidden, p, "relu")
 
 
-def _whitenplus(E, data, hidden, p):
-    return _adapter([zca_view(E), zca_view(E, p["n_groups"])], hidden, p, "relu")
+def _whitenplus(E, data, hidden, p, warm):
+    return _adapter([zca_view(E, fit_rows=warm), zca_view(E, p["n_groups"], fit_rows=warm)],
+                    hidden, p, "relu")
 
 
-def _alpharec(E, data, hidden, p):
-    return _adapter([E], hidden, p, "leaky_relu")
+def _alpharec(E, data, hidden, p, warm):
+    return _adapter([E], hidden, p, "leaky_relu")  # raw rows: nothing is fitted
 
 
-def _llmemb(E, data, hidden, p):
-    width = min(p["pca_dim"], *E.shape)
-    return _adapter([PCAInit(width).fit_transform(E)], hidden, p, "linear")
+def _llmemb(E, data, hidden, p, warm):
+    width = min(p["pca_dim"], E.shape[0] if warm is None else int(warm.sum()), E.shape[1])
+    return _adapter([_reshape(PCAInit(width), E, warm)], hidden, p, "linear")
 
 
-def _alphafuse(E, data, hidden, p):
+def _alphafuse(E, data, hidden, p, warm):
     splitter = AlphaFuseSplitter(hidden, null_dim=p["null_dim"] or hidden // 2)
-    return AlphaFuseTable(splitter.fit_transform(E), splitter.null_slots_,
-                          init=p["residual_init"])
+    # Nothing is learned about a cold item: its residual stays zero, its row is semantic.
+    zero_rows = None if warm is None else np.flatnonzero(~warm)
+    return AlphaFuseTable(_reshape(splitter, E, warm), splitter.null_slots_,
+                          init=p["residual_init"], zero_rows=zero_rows)
 
 
 METHODS: dict[str, Method] = {
@@ -140,7 +182,8 @@ METHODS: dict[str, Method] = {
 
 
 def build_table(name: str, E: np.ndarray, data: SequenceData, hidden: int,
-                overrides: dict | None = None) -> ItemTable:
+                overrides: dict | None = None, *,
+                fit_rows: np.ndarray | None = None) -> ItemTable:
     """Item table of method ``name`` from the aligned matrix ``E`` (one row per item).
 
     Parameters
@@ -155,6 +198,11 @@ def build_table(name: str, E: np.ndarray, data: SequenceData, hidden: int,
         The backbone's hidden size.
     overrides : dict, optional
         Settings that replace the method's defaults, e.g. ``{"lam": 10.0}`` for ACE.
+    fit_rows : ndarray of bool of shape (n_items,), optional
+        Fit the reshaper on these rows only and map the others with its ``transform``
+        (the cold-start protocol's warm items, :attr:`ColdStartSplit.warm_rows
+        <recmodels.cold_start.ColdStartSplit.warm_rows>`). AlphaFuse's other rows get a
+        zero ID residual; AlphaRec fits nothing. None fits on every row.
 
     Returns
     -------
@@ -183,4 +231,10 @@ def build_table(name: str, E: np.ndarray, data: SequenceData, hidden: int,
     if unknown:
         raise ValueError(f"method {name!r} has no setting(s) {sorted(unknown)}; it takes "
                          f"{sorted(method.defaults) or 'none'}.")
-    return method.build(E, data, hidden, params)
+    if fit_rows is not None:
+        fit_rows = np.asarray(fit_rows, dtype=bool)
+        if fit_rows.shape != (E.shape[0],) or fit_rows.sum() < 2:
+            raise ValueError(f"fit_rows must be a boolean mask of shape ({E.shape[0]},) with "
+                             f"at least 2 rows set; got shape {fit_rows.shape}. Pass "
+                             "ColdStartSplit.warm_rows.")
+    return method.build(E, data, hidden, params, fit_rows)

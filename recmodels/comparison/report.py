@@ -11,6 +11,7 @@ from scipy.stats import ttest_rel
 from ace_transform.model_selection import lam_path
 
 from ..metrics import per_user_metrics
+from .cold import rank_name
 from .runner import load_ranks
 
 TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -22,9 +23,14 @@ SIGNIFICANCE_NOTE = (
     "metrics averaged over seeds, p < 0.05.")
 
 
-def per_user_test_metrics(rows: pd.DataFrame, out: Path) -> dict[str, np.ndarray] | None:
-    """Per-user test metrics of one method, averaged over its seeds; None when unsaved."""
-    ranks = [load_ranks(out, key) for key in rows["fingerprint"]]
+def per_user_test_metrics(rows: pd.DataFrame, out: Path,
+                          split: str = "test") -> dict[str, np.ndarray] | None:
+    """Per-user test metrics of one method, averaged over its seeds; None when unsaved.
+
+    ``split="test-new"``: the cold-start protocol's users whose test target is new.
+    """
+    name = rank_name(str(rows["method"].iloc[0]), split) if len(rows) else split
+    ranks = [load_ranks(out, key, name) for key in rows["fingerprint"]]
     if not ranks or any(r is None for r in ranks):
         return None
     per_seed = [per_user_metrics(r, (10, 20)) for r in ranks]
@@ -60,13 +66,14 @@ def significance_marks(per_user: dict[str, dict[str, np.ndarray]],
 
 
 def markdown_table(results: pd.DataFrame, method_order: list[str],
-                   out: Path | None = None) -> str:
+                   out: Path | None = None, split: str = "test") -> str:
     """Test metrics of the selected cells, mean ± std over seeds, one block per backbone.
 
     With ``out``, each block also marks significant figures from the per-user ranks in
-    ``out/runs`` (see :func:`significance_marks`).
+    ``out/runs`` (see :func:`significance_marks`). ``split="test-new"`` tabulates the
+    cold-start protocol's users whose test target is a new item.
     """
-    test = results[(results["split"] == "test") & results["selected"].astype(bool)]
+    test = results[(results["split"] == split) & results["selected"].astype(bool)]
     lines = []
     marked_any = False
     for backbone, block in test.groupby("backbone", sort=False):
@@ -75,8 +82,11 @@ def markdown_table(results: pd.DataFrame, method_order: list[str],
         rates = block.groupby("method")["lr"].first()
         marks: set[tuple[str, str]] = set()
         if out is not None:
-            per_user = {m: per_user_test_metrics(rows, out) for m, rows in block.groupby("method")}
-            if len(per_user) > 1 and all(v is not None for v in per_user.values()):
+            per_user = {m: per_user_test_metrics(rows, out, split)
+                        for m, rows in block.groupby("method")}
+            # A paired test needs two users at least (few targets may be new).
+            if (len(per_user) > 1 and all(v is not None for v in per_user.values())
+                    and min(v["ndcg@10"].size for v in per_user.values()) > 1):
                 marks = significance_marks(per_user)
         lines += [f"### {backbone}", "",
                   "| method | lr | seeds | "

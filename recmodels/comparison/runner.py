@@ -3,7 +3,9 @@
 Each trained cell is identified by a fingerprint of everything that decides its outcome
 (:func:`cell_settings`); a row of ``results.csv`` is reused only for the same fingerprint.
 Without a fixed learning rate, every method's rate is chosen from a grid on the first
-seed's validation NDCG@10, and the other seeds train at the chosen rate.
+seed's validation NDCG@10, and the other seeds train at the chosen rate. Under the
+cold-start protocol (:mod:`recmodels.comparison.cold`) each cell also writes rows of its
+``"+map"`` variant and of the users whose test target is a new item (split ``"test-new"``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import torch
 
 from ace_transform import __version__
 
+from ..cold_start import CHOICES, MAX_SHARE
 from ..data import SequenceData
 from ..models import BACKBONES
 from ..provenance import array_digest, fingerprint, sequence_digest, settings_diff
 from ..trainer import CheckpointMismatchError, Trainer, resolve_device
+from .cold import PROTOCOLS, evaluate_cell, make_split, protocol_settings
 from .methods import METHODS, build_table
 
 METRICS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20", "recall@50", "ndcg@50"]
@@ -40,6 +44,9 @@ class ComparisonPlan:
 
     ``lr`` fixes one learning rate for every method; without it each method's rate is
     chosen from ``lr_grid`` on the first seed's validation NDCG@10 (never a test figure).
+    ``protocol="cold-start"`` holds ``cold_share`` of the items out of training
+    (``cold_choice``: the ``"latest"`` first interactions, or ``"random"``); see
+    :mod:`recmodels.cold_start`.
 
     Examples
     --------
@@ -68,6 +75,9 @@ class ComparisonPlan:
     window_stride: int = 1
     k_core: int = 5
     overrides: dict[str, dict] = field(default_factory=dict)
+    protocol: str = "standard"
+    cold_share: float = 0.1
+    cold_choice: str = "latest"
 
     def __post_init__(self) -> None:
         for kind, names, known in (("method", self.methods, METHODS),
@@ -80,6 +90,12 @@ class ComparisonPlan:
         self.lr_grid = tuple(float(lr) for lr in self.lr_grid)
         if self.lr is None and not self.lr_grid:
             raise ValueError("give a learning rate (lr) or a non-empty lr_grid.")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol={self.protocol!r} must be one of {list(PROTOCOLS)}.")
+        if not 0 < self.cold_share <= MAX_SHARE:
+            raise ValueError(f"cold_share={self.cold_share} must be in (0, {MAX_SHARE}].")
+        if self.cold_choice not in CHOICES:
+            raise ValueError(f"cold_choice={self.cold_choice!r} must be one of {list(CHOICES)}.")
 
     @property
     def learning_rates(self) -> tuple[float, ...]:
@@ -96,7 +112,8 @@ def cell_settings(plan: ComparisonPlan, method: str, backbone: str, seed: int, l
             "lr": lr, "max_epochs": plan.max_epochs, "patience": plan.patience,
             "batch_size": plan.batch_size, "window_stride": plan.window_stride,
             "k_core": plan.k_core, "seed": seed, "device": resolve_device(plan.device).type,
-            **backbone_settings(method, backbone), **inputs, "version": __version__}
+            **backbone_settings(method, backbone), **protocol_settings(plan), **inputs,
+            "version": __version__}
 
 
 def backbone_settings(method: str, backbone: str) -> dict:
@@ -112,16 +129,15 @@ def _write_atomic(path: Path, write) -> None:
     os.replace(temporary, path)
 
 
-def _save_run(out: Path, key: str, result) -> None:
-    """Per-user ranks and the full settings and history of a finished cell."""
+def _save_run(out: Path, key: str, result, ranks: dict[str, np.ndarray]) -> None:
+    """Per-user ranks (by split name) and the full settings and history of a finished cell."""
     runs = out / "runs"
     runs.mkdir(exist_ok=True)
 
     def write_ranks(path: Path) -> None:
         with open(path, "wb") as stream:
-            np.savez(stream, **{split: np.asarray(ranks, dtype=np.int32) for split, ranks in
-                                (("valid", result.valid_ranks), ("test", result.test_ranks))
-                                if ranks is not None})
+            np.savez(stream, **{split: np.asarray(values, dtype=np.int32)
+                                for split, values in ranks.items() if values is not None})
 
     _write_atomic(runs / f"{key}.npz", write_ranks)
     _write_atomic(runs / f"{key}.json", lambda p: p.write_text(json.dumps(
@@ -129,7 +145,12 @@ def _save_run(out: Path, key: str, result) -> None:
 
 
 def load_ranks(out: Path, key: str, split: str = "test") -> np.ndarray | None:
-    """Per-user ranks a finished cell saved, or None when they are missing."""
+    """Per-user ranks a finished cell saved, or None when they are missing.
+
+    ``split`` is ``"valid"`` or ``"test"``; cold-start cells also keep ``"test-new"``
+    (users whose test target is new, in user order) and the ``"+map"`` variant's
+    (``"test+map"``, ...; :func:`~recmodels.comparison.cold.rank_name`).
+    """
     path = out / "runs" / f"{key}.npz"
     if not path.exists():
         return None
@@ -141,13 +162,17 @@ class _Cells:
     """``results.csv`` and the training of missing cells."""
 
     def __init__(self, plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Path,
-                 verbose: bool) -> None:
+                 verbose: bool, first_seen: np.ndarray | None = None) -> None:
         self.plan, self.data, self.E, self.out, self.verbose = plan, data, E, out, verbose
         self.path = out / "results.csv"
         self.results = (pd.read_csv(self.path, dtype=TEXT_COLUMNS, keep_default_na=False,
                                     na_values={m: [""] for m in METRICS})
                         if self.path.exists() else pd.DataFrame(columns=COLUMNS))
         self.inputs = {"data": sequence_digest(data), "embeddings": array_digest(E)}
+        self.split = make_split(plan, data, first_seen)
+        if self.split is not None:
+            self.inputs["new_items"] = array_digest(self.split.new_items)
+            self._say(str(self.split))
         self.count, self.total = 0, 0
 
     def _say(self, message: str) -> None:
@@ -179,19 +204,22 @@ class _Cells:
         return rows
 
     def _train(self, method, backbone, seed, lr, settings, key) -> pd.DataFrame:
-        plan = self.plan
+        plan, split = self.plan, self.split
+        data = self.data if split is None else split.data
         torch.manual_seed(seed)
-        table = build_table(method, self.E, self.data, plan.hidden_size,
-                            plan.overrides.get(method))
+        table = build_table(method, self.E, data, plan.hidden_size, plan.overrides.get(method),
+                            fit_rows=None if split is None else split.warm_rows)
         model = BACKBONES[backbone](table, max_len=plan.max_len,
                                    **METHODS[method].backbone_settings.get(backbone, {}))
+        if split is not None:
+            model.exclude_from_training(split.new_items)
         stem = f"{method}-{backbone}-s{seed}-lr{lr:g}"
         checkpoints = self.out / "checkpoints"
         path = checkpoints / f"{stem}-{key[:12]}.pt"
         for stale in checkpoints.glob(f"{stem}-*.pt"):
             if stale != path:
                 stale.unlink()
-        trainer = Trainer(model, self.data, lr=lr, batch_size=plan.batch_size,
+        trainer = Trainer(model, data, lr=lr, batch_size=plan.batch_size,
                           max_epochs=plan.max_epochs, patience=plan.patience, seed=seed,
                           device=plan.device, checkpoint_path=path, verbose=self.verbose,
                           window_stride=plan.window_stride)
@@ -201,20 +229,26 @@ class _Cells:
             self._say(f"{error}; starting over")
             trainer.restart = True
             result = trainer.fit()
-        _save_run(self.out, key, result)
+        if split is None:
+            ranks = {"valid": result.valid_ranks, "test": result.test_ranks}
+            rows = [(method, "valid", result.best_valid), (method, "test", result.test)]
+        else:
+            ranks, rows = evaluate_cell(trainer, result, split, method)
+        _save_run(self.out, key, result, ranks)
         path.unlink(missing_ok=True)
         return pd.DataFrame([
-            {"method": method, "backbone": backbone, "seed": seed, "lr": lr,
-             "selected": False, "split": split,
+            {"method": name, "backbone": backbone, "seed": seed, "lr": lr,
+             "selected": False, "split": part,
              **{k: metrics.get(k, np.nan) for k in METRICS},
              "epochs": result.epochs_run, "best_epoch": result.best_epoch,
              "seconds": round(result.seconds, 1), "lr_grid": "", "lr_valid": "",
              "fingerprint": key, "settings": json.dumps(settings, sort_keys=True)}
-            for split, metrics in (("valid", result.best_valid), ("test", result.test))])
+            for name, part, metrics in rows])
 
 
 def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Path,
-                   *, verbose: bool = True) -> pd.DataFrame:
+                   *, verbose: bool = True,
+                   first_seen: np.ndarray | None = None) -> pd.DataFrame:
     """Train every cell of ``plan`` not yet in ``out/results.csv``; returns the plan's rows.
 
     ``E`` holds one row per item of ``data`` (already aligned). A cell interrupted halfway
@@ -222,6 +256,9 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
     its settings, the data, the embeddings and the package version) matches. Rows of other
     settings stay in ``results.csv`` but are not returned. ``out/runs/`` keeps each cell's
     per-user ranks, full settings and history.
+
+    ``first_seen`` (:func:`~recmodels.cold_start.first_seen_times`) is needed only by
+    ``plan.protocol="cold-start"`` with ``cold_choice="latest"``.
 
     Examples
     --------
@@ -243,7 +280,7 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
     4
     """
     out.mkdir(parents=True, exist_ok=True)
-    cells = _Cells(plan, data, E, out, verbose)
+    cells = _Cells(plan, data, E, out, verbose, first_seen)
     rates = plan.learning_rates
     cells.total = len(plan.backbones) * len(plan.methods) * (len(rates) + len(plan.seeds) - 1)
     in_plan: list[str] = []
@@ -251,7 +288,8 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
         for method in plan.methods:
             first, *others = plan.seeds
             candidates = {lr: cells.ensure(method, backbone, first, lr) for lr in rates}
-            scores = {lr: float(rows.loc[rows["split"] == "valid", SELECTION_METRIC].iloc[0])
+            scores = {lr: float(rows.loc[(rows["split"] == "valid") & (rows["method"] == method),
+                                         SELECTION_METRIC].iloc[0])
                       for lr, rows in candidates.items()}
             best = max(rates, key=lambda lr: scores[lr])  # ties go to the earlier candidate
             if len(rates) > 1:

@@ -71,6 +71,9 @@ class SequentialRecommender(nn.Module):
         self.max_len = max_len
         self.hidden_size = item_table.hidden_size
         self.n_items = item_table.n_items
+        # Not in the state_dict: which items may be candidates is a setting of the training
+        # run (the cold-start protocol's), not a weight.
+        self.register_buffer("training_excluded", None, persistent=False)
 
     def reset_parameters(self) -> None:
         """Redraw every initial weight from torch's global RNG, as construction drew it.
@@ -91,6 +94,57 @@ class SequentialRecommender(nn.Module):
         Backbones build their modules inside :func:`~recmodels.item_table.rng_kept` and then
         call this, so that this method is the only place their initial weights come from.
         """
+
+    def exclude_from_training(self, items) -> None:
+        """Keep ``items`` out of the training loss's candidates; None lets every item back.
+
+        The training loss (:meth:`loss`) then gives these items a ``-inf`` logit, so a
+        full-softmax step never pushes their scores down as negatives and their rows get
+        exactly zero gradient from it. Scoring for evaluation (:meth:`predict`,
+        :meth:`score`) is unaffected: the items rank like any other. This is how the
+        cold-start protocol (:mod:`recmodels.cold_start`) keeps new items out of training.
+
+        Parameters
+        ----------
+        items : array-like of int or None
+            Model item indices in ``1..n_items`` (0 is padding). No training target may be
+            one of them: its loss would be infinite.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from recmodels import SASRec, TrainableTable
+        >>> model = SASRec(TrainableTable(6, 8), max_len=4, inner_size=16)
+        >>> model.exclude_from_training([5, 6])
+        >>> model.training_excluded.nonzero().ravel().tolist()
+        [5, 6]
+        >>> scores = model.predict(torch.tensor([[1, 2]]), torch.tensor([2]))
+        >>> bool(torch.isfinite(scores[0, 5:]).all())  # evaluation still ranks them
+        True
+        >>> model.exclude_from_training([0])
+        Traceback (most recent call last):
+        ...
+        ValueError: items must be model item indices in 1..6 (0 is padding); got [0]. ...
+        """
+        if items is None:
+            self.training_excluded = None
+            vars(self).pop("n_excluded_from_training", None)
+            return
+        index = np.unique(np.asarray(items, dtype=np.int64).ravel())
+        bad = index[(index < 1) | (index > self.n_items)]
+        if bad.size:
+            raise ValueError(f"items must be model item indices in 1..{self.n_items} (0 is "
+                             f"padding); got {bad[:5].tolist()}. Pass data.items-style indices, "
+                             "i.e. embedding row + 1.")
+        device = next((t.device for t in (*self.parameters(), *self.buffers())),
+                      torch.device("cpu"))
+        mask = torch.zeros(self.n_items + 1, dtype=torch.bool, device=device)
+        mask[torch.from_numpy(index).to(device)] = True
+        self.training_excluded = mask
+        # A plain int lands in the trainer's settings (provenance.module_settings), so a run
+        # with excluded items never resumes a checkpoint written without them. It exists
+        # only while items are excluded, so other runs' settings are unchanged.
+        self.n_excluded_from_training = int(index.size)
 
     @property
     def context_len(self) -> int:
@@ -124,7 +178,11 @@ class SequentialRecommender(nn.Module):
         return self.score(self.user_states(items, lengths, weights), weights)
 
     def loss(self, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over all positions with a target (``targets > 0``)."""
+        """Mean cross-entropy over all positions with a target (``targets > 0``).
+
+        The candidates are every item except padding and those excluded with
+        :meth:`exclude_from_training`.
+        """
         weights = self.item_weights()
         items = trim_padding(items)
         targets = targets[:, : items.shape[1]]
@@ -134,6 +192,8 @@ class SequentialRecommender(nn.Module):
         if picked.numel() == 0:  # e.g. a cloze batch in which no item was masked
             return states.sum() * 0.0
         logits = self.score(states[has_target], weights)
+        if self.training_excluded is not None:
+            logits.masked_fill_(self.training_excluded, float("-inf"))
         return full_softmax_cross_entropy(logits, picked)
 
     def window_weights(self, windows: torch.Tensor) -> torch.Tensor:
