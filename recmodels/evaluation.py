@@ -23,7 +23,8 @@ def model_device(model: torch.nn.Module) -> torch.device:
 @torch.no_grad()
 def rank_targets(model: SequentialRecommender, data: SequenceData, split: str = "valid", *,
                  mask_seen: bool = False, batch_size: int = 1024,
-                 device: str | torch.device | None = None) -> np.ndarray:
+                 device: str | torch.device | None = None,
+                 users: np.ndarray | None = None) -> np.ndarray:
     """0-based rank of every user's ``split`` target among all items, in user order.
 
     Scores are computed in float32 even under a bfloat16 autocast (a bf16 score matmul
@@ -39,10 +40,15 @@ def rank_targets(model: SequentialRecommender, data: SequenceData, split: str = 
     batch_size : int, default=1024
     device : str or torch.device, optional
         Where to score; by default the model's own device.
+    users : ndarray of int, optional
+        Rank only these users, scored in this order in batches of ``batch_size``; the result
+        then has one rank per entry. By default every user, in :func:`scoring_order`. A
+        slice of that order starting at a multiple of ``batch_size`` is scored in the same
+        batches, so bit for bit as in a full call (what distributed evaluation relies on).
 
     Returns
     -------
-    ndarray of shape (n_users,), int64
+    ndarray of shape (n_users,) or (len(users),), int64
 
     Examples
     --------
@@ -64,20 +70,44 @@ def rank_targets(model: SequentialRecommender, data: SequenceData, split: str = 
     was_training = model.training
     model.eval()
     weights = model.item_weights()
-    ranks = torch.empty(data.n_users, dtype=torch.int64)
-    # Users of similar length share a batch, so each batch is trimmed to little padding.
-    by_length = torch.argsort(lengths, stable=True)
-    for start in range(0, data.n_users, batch_size):
-        rows = by_length[start : start + batch_size]
+    order = (torch.from_numpy(_length_order(batch.lengths)) if users is None
+             else torch.as_tensor(np.asarray(users, dtype=np.int64)))
+    ranks = torch.empty(order.numel(), dtype=torch.int64)
+    for start in range(0, order.numel(), batch_size):
+        rows = order[start : start + batch_size]
         batch_targets = targets[rows].to(device)
         states = model.user_states(inputs[rows].to(device), lengths[rows].to(device), weights)
         with torch.autocast(device_type=device.type, enabled=False):
             scores = model.score(states.float(), weights.float())
         if mask_seen:
             mask_history(scores, history[rows].to(device), batch_targets)
-        ranks[rows] = target_ranks(scores, batch_targets).cpu()
+        ranks[start : start + batch_size] = target_ranks(scores, batch_targets).cpu()
     model.train(was_training)
-    return ranks.numpy()
+    if users is not None:
+        return ranks.numpy()
+    in_user_order = torch.empty_like(ranks)
+    in_user_order[order] = ranks
+    return in_user_order.numpy()
+
+
+def _length_order(lengths: np.ndarray) -> np.ndarray:
+    # Users of similar length share a batch, so each batch is trimmed to little padding.
+    return np.argsort(lengths, kind="stable")
+
+
+def scoring_order(data: SequenceData, split: str, context_len: int) -> np.ndarray:
+    """The order in which :func:`rank_targets` scores users: by input length, ties by user.
+
+    Examples
+    --------
+    >>> from recmodels import build_sequences
+    >>> from recmodels.datasets import make_interactions
+    >>> from recmodels.evaluation import scoring_order
+    >>> data = build_sequences(make_interactions(), k_core=1)
+    >>> sorted(scoring_order(data, "test", context_len=5).tolist()) == list(range(data.n_users))
+    True
+    """
+    return _length_order(eval_batch(data, split, context_len).lengths)
 
 
 def evaluate(model: SequentialRecommender, data: SequenceData, split: str = "valid", *,

@@ -6,16 +6,16 @@ import copy
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .data import SequenceData
-from .evaluation import mean_metrics, rank_targets
+from .evaluation import mean_metrics
 from .metrics import DEFAULT_KS
 from .models.base import SequentialRecommender
 from .provenance import (
@@ -162,6 +162,14 @@ class Trainer:
     restart : bool, default=False
         Start over even when ``checkpoint_path`` holds a run (it is overwritten).
 
+    Notes
+    -----
+    Under ``torchrun --nproc_per_node=N`` the trainer joins the process group (initialising
+    it from the environment unless the script did), each rank trains its share of every
+    epoch's batches under DistributedDataParallel on ``cuda:LOCAL_RANK`` or the CPU, only
+    rank 0 logs and writes checkpoints, and every rank evaluates a share of the users and
+    gets all ranks (:mod:`recmodels.distributed`; the "Scaling out" guide).
+
     Examples
     --------
     >>> from recmodels import SASRec, TrainableTable, Trainer, build_sequences
@@ -189,14 +197,14 @@ class Trainer:
         self.lr, self.batch_size, self.max_epochs = lr, batch_size, max_epochs
         self.patience, self.metric, self.ks = patience, metric, tuple(ks)
         self.mask_seen, self.seed, self.weight_decay = mask_seen, seed, weight_decay
-        self.device = resolve_device(device)
+        self.device = distributed.setup(resolve_device(device))
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self.eval_batch_size, self.verbose = eval_batch_size, verbose
         self.window_stride = window_stride
         self.reset_parameters, self.restart = reset_parameters, restart
 
     def _log(self, message: str) -> None:
-        if self.verbose:
+        if self.verbose and distributed.is_main():
             print(message, file=sys.stderr, flush=True)
 
     def _autocast(self):
@@ -204,10 +212,11 @@ class Trainer:
                               enabled=self.device.type == "cuda")
 
     def rank(self, split: str = "valid") -> np.ndarray:
-        """Rank of every user's ``split`` target under the model as it is now."""
+        """Rank of every user's ``split`` target under the model as it is now (all ranks')."""
         with self._autocast():
-            return rank_targets(self.model, self.data, split, mask_seen=self.mask_seen,
-                                batch_size=self.eval_batch_size, device=self.device)
+            return distributed.rank_targets(self.model, self.data, split,
+                                            mask_seen=self.mask_seen,
+                                            batch_size=self.eval_batch_size, device=self.device)
 
     def evaluate(self, split: str = "valid") -> dict[str, float]:
         """Metrics of the model as it is now on ``"valid"`` or ``"test"``."""
@@ -218,7 +227,9 @@ class Trainer:
 
         The trainer's settings, every scalar setting of the model's modules, a digest of
         the model's weights as they are now (call it before training: the initial weights),
-        a digest of the data and the package version.
+        a digest of the data and the package version. A distributed run adds its
+        ``world_size`` (each step then averages that many batches); one process records
+        none, so fingerprints and checkpoints of earlier versions still hold.
         """
         from ace_transform import __version__
 
@@ -228,7 +239,9 @@ class Trainer:
                         "metric": self.metric, "ks": list(self.ks),
                         "mask_seen": self.mask_seen, "seed": self.seed,
                         "weight_decay": self.weight_decay,
-                        "window_stride": self.window_stride, "device": self.device.type},
+                        "window_stride": self.window_stride, "device": self.device.type,
+                        **({"world_size": distributed.world_size()}
+                           if distributed.world_size() > 1 else {})},
             "model": module_settings(self.model),
             "initial_weights": state_digest(self.model.state_dict()),
             "data": sequence_digest(self.data),
@@ -254,21 +267,24 @@ class Trainer:
         batches = torch.split(order, counts.tolist())
         return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
 
-    def _train_epoch(self, windows: torch.Tensor, optimizer, epoch: int) -> float:
+    def _train_epoch(self, windows: torch.Tensor, optimizer, epoch: int,
+                     train_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         self.model.train()
         total, steps = torch.zeros((), device=self.device), 0
-        for rows in self._epoch_batches(windows, generator):
+        # Every rank builds the same list from the same generator and trains its share.
+        for rows in distributed.shard_batches(self._epoch_batches(windows, generator)):
             batch = windows[rows].to(self.device)
             items, targets = self.model.training_batch(batch, generator)
             with self._autocast():
-                loss = self.model.loss(items, targets)
+                loss = train_loss(items, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach()
             steps += 1
-        mean_loss = float(total) / max(steps, 1)
+        # The mean over ranks: a divergence on one rank stops every rank alike.
+        mean_loss = distributed.mean_over_ranks(float(total) / max(steps, 1), self.device)
         if not math.isfinite(mean_loss):
             raise TrainingDivergedError(
                 f"the training loss became {mean_loss} in epoch {epoch}; lower the learning "
@@ -309,6 +325,7 @@ class Trainer:
         np.random.seed(self.seed)
         if self.reset_parameters:
             self.model.reset_parameters()
+        distributed.seed_rank(self.seed)
         self.model.to(self.device)
         settings = self.settings()
         optimizer = torch.optim.Adam(
@@ -322,16 +339,20 @@ class Trainer:
         if saved is not None:
             self.model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
-            torch.set_rng_state(saved["torch_rng"])
+            # Loading onto a CUDA device moved the RNG states there; they are set from the CPU.
+            torch.set_rng_state(saved["torch_rng"].cpu())
             if saved["cuda_rng"] is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(saved["cuda_rng"])
+                torch.cuda.set_rng_state_all([s.cpu() for s in saved["cuda_rng"]])
+            distributed.restore_rank_rng(saved.get("rank_rng"))
             state = saved["trainer"]
             self._log(f"resuming from {self.checkpoint_path} after epoch {state['epoch']}")
+        # Local, so a DDP wrapper is released with its process group still up.
+        train_loss = distributed.training_loss(self.model, self.device)
 
         while state["epoch"] < self.max_epochs and state["bad_epochs"] < self.patience:
             epoch = state["epoch"] + 1
             started = time.perf_counter()
-            loss = self._train_epoch(windows, optimizer, epoch)
+            loss = self._train_epoch(windows, optimizer, epoch, train_loss)
             trained = time.perf_counter()
             ranks = self.rank("valid")
             valid = mean_metrics(ranks, self.ks)
@@ -350,15 +371,19 @@ class Trainer:
             self._log(f"epoch {epoch:3d}  loss {loss:.4f}  valid {self.metric} {score:.4f}"
                       f"{'  *' if improved else ''}  {seconds:.1f}s")
             if self.checkpoint_path is not None:
-                checkpoint.save_atomic(
-                    {"settings": settings, "resume_key": self._resume_key(settings),
-                     "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "torch_rng": torch.get_rng_state(),
-                     "cuda_rng": (torch.cuda.get_rng_state_all()
-                                  if torch.cuda.is_available() else None),
-                     "trainer": state},
-                    self.checkpoint_path,
-                )
+                # Gathering the ranks' RNG states is a collective; rank 0 alone writes.
+                rank_rng = distributed.rank_rng_states()
+                if distributed.is_main():
+                    checkpoint.save_atomic(
+                        {"settings": settings, "resume_key": self._resume_key(settings),
+                         "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "torch_rng": torch.get_rng_state(),
+                         "cuda_rng": (torch.cuda.get_rng_state_all()
+                                      if torch.cuda.is_available() else None),
+                         "rank_rng": rank_rng, "trainer": state},
+                        self.checkpoint_path,
+                    )
+                distributed.barrier()
 
         if state["best_model"] is not None:
             self.model.load_state_dict(state["best_model"])
