@@ -30,3 +30,10 @@ def toy_folder(path, *, n_users=50, n_items=20, width=24, shift=1.0, dtype=np.fl
     rng = np.random.default_rng(0)
     np.save(path / "emb.npy", (rng.standard_normal((len(ids), width)) + shift).astype(dtype))
     return path
+
+
+def toy_argv(folder, out, *extra):
+    """``ace-bench`` arguments for a tiny, fast run on a :func:`toy_folder`."""
+    return ["--data", str(folder), "--embeddings", str(folder / "emb.npy"), "--out", str(out),
+            "--backbones", "sasrec", "--k-core", "1", "--window-stride", "3",
+            "--hidden-size", "16", "--max-len", "8", *extra]

@@ -9,18 +9,12 @@ import pytest
 from recmodels.comparison.cli import main
 from recmodels.comparison.runner import load_ranks
 from recmodels.metrics import per_user_metrics
-from recmodels_helpers import toy_folder
+from recmodels_helpers import toy_argv, toy_folder
 
 
 @pytest.fixture
 def folder(tmp_path):
     return toy_folder(tmp_path / "toy")
-
-
-def toy_argv(folder, out, *extra):
-    return ["--data", str(folder), "--embeddings", str(folder / "emb.npy"), "--out", str(out),
-            "--backbones", "sasrec", "--k-core", "1", "--window-stride", "3",
-            "--hidden-size", "16", "--max-len", "8", *extra]
 
 
 def test_quick_then_full_into_one_folder_recomputes(folder, tmp_path, capsys):

@@ -24,7 +24,7 @@ from recmodels.comparison.report import per_user_test_metrics
 from recmodels.comparison.runner import backbone_settings, cell_settings, load_ranks
 from recmodels.provenance import fingerprint
 from recmodels.trainer import resolve_device
-from recmodels_helpers import synthetic_log, toy_folder
+from recmodels_helpers import synthetic_log, toy_argv, toy_folder
 
 HIDDEN = 16
 
@@ -287,10 +287,7 @@ def folder(tmp_path):
 
 
 def cold_argv(folder, out, *extra):
-    return ["--data", str(folder), "--embeddings", str(folder / "emb.npy"), "--out", str(out),
-            "--backbones", "sasrec", "--k-core", "1", "--window-stride", "3",
-            "--hidden-size", "16", "--max-len", "8", "--max-epochs", "1", "--lr", "1e-3",
-            *extra]
+    return toy_argv(folder, out, "--max-epochs", "1", "--lr", "1e-3", *extra)
 
 
 @pytest.mark.parametrize("share", ["0", "1", "-0.1", "0.6", "ten"])
