@@ -13,7 +13,7 @@ from torch import nn
 from ..batching import causal_windows
 from ..data import SequenceData
 from ..item_table import ItemTable
-from ._loss import full_softmax_cross_entropy
+from ._loss import linear_cross_entropy
 
 
 def trim_padding(items: torch.Tensor) -> torch.Tensor:
@@ -159,9 +159,16 @@ class SequentialRecommender(nn.Module):
         """Map ``(batch, length)`` item indices to ``(batch, length, hidden)`` states."""
         raise NotImplementedError
 
+    def logit_bias(self) -> torch.Tensor | None:
+        """A per-item term added to every logit, shape ``(n_items + 1,)``; None here."""
+        return None
+
     def score(self, states: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Logits over item indices ``0..n_items``; the padding item gets ``-inf``."""
         logits = states @ weights[: self.n_items + 1].T
+        bias = self.logit_bias()
+        if bias is not None:
+            logits = logits + bias
         logits[..., 0] = float("-inf")
         return logits
 
@@ -191,10 +198,13 @@ class SequentialRecommender(nn.Module):
         picked = targets[has_target]
         if picked.numel() == 0:  # e.g. a cloze batch in which no item was masked
             return states.sum() * 0.0
-        logits = self.score(states[has_target], weights)
+        # Padding, and the items exclude_from_training keeps out (never 0, it checks).
+        blocked = torch.zeros(1, dtype=torch.long, device=picked.device)
         if self.training_excluded is not None:
-            logits.masked_fill_(self.training_excluded, float("-inf"))
-        return full_softmax_cross_entropy(logits, picked)
+            blocked = torch.cat([blocked, self.training_excluded.nonzero().ravel()])
+        return linear_cross_entropy(states[has_target], weights, picked,
+                                    n_classes=self.n_items + 1, blocked=blocked,
+                                    bias=self.logit_bias())
 
     def window_weights(self, windows: torch.Tensor) -> torch.Tensor:
         """Training examples carried by each stored window (its number of targets)."""

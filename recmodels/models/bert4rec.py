@@ -113,11 +113,9 @@ class BERT4Rec(SequentialRecommender):
         key_mask = (items > 0)[:, None, None, :]
         return self.head(self.encoder(weights[items], causal=False, key_mask=key_mask))
 
-    def score(self, states: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Logits plus the per-item output bias; the padding item gets ``-inf``."""
-        logits = states @ weights[: self.n_items + 1].T + self.output_bias
-        logits[..., 0] = float("-inf")
-        return logits
+    def logit_bias(self) -> torch.Tensor:
+        """The per-item output bias RecBole's BERT4Rec adds to every logit."""
+        return self.output_bias
 
     def user_states(self, items: torch.Tensor, lengths: torch.Tensor,
                     weights: torch.Tensor) -> torch.Tensor:
