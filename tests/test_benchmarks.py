@@ -23,3 +23,16 @@ def test_bench_ace_prints_every_row_and_matches_the_reference(cols):
         assert row in out
     error = float(re.search(r"relative error ([0-9.e+-]+)", out).group(1))
     assert error < 1e-5
+
+
+def test_bench_loss_prints_all_three_rows_against_the_floor():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_loss.py"), "--rows", "32", "--items", "500",
+         "--hidden", "16", "--repeats", "2", "--threads", "1"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    ratios = dict(re.findall(r"^  (\S.*?)\s+[0-9.]+ ms\s+([0-9.]+)x floor$", result.stdout,
+                             flags=re.M))
+    assert set(ratios) == {"plain autograd + F.cross_entropy", "fused linear_cross_entropy",
+                           "floor: the three matmuls"}
+    assert float(ratios["floor: the three matmuls"]) == 1.0
