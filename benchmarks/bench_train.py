@@ -1,19 +1,29 @@
-"""SASRec training speed: RecBole 1.2.1 against recmodels, same split, same settings.
+"""Training speed: recmodels against RecBole 1.2.1 on SASRec, GRU4Rec and BERT4Rec.
 
-Each framework runs in its own subprocess (RecBole from its own virtual environment, never
-a dependency of ours) so that peak memory is measured separately. Prints, side by side,
-seconds per training epoch, full-sort validation time, peak RSS and validation NDCG@10
-after the same number of epochs. Ours is scored here with the items a user has already seen
-removed from the ranking (``mask_seen=True``), on the mistaken belief that RecBole does so.
-It does not: RecBole 1.2.1's full-sort loader builds the user history only for
-non-sequential models, and its trainer masks only the padding column, so its SASRec is
-ranked against all items, unmasked, as in the seed paper's protocol that the comparison
-command follows. The NDCG@10 columns are therefore not like for like (ours masked, RecBole's
-unmasked); the timings are unaffected. Re-measuring with both unmasked belongs to the
-training-speed issue.
+Every framework x backbone pair trains in its own subprocess (RecBole from its own virtual
+environment, never a dependency of ours), one after the other, so that peak memory is
+measured separately; both sides read the same interaction file, split it the same way
+(leave-one-out) and train with the same settings. Both rank every item, with only the
+padding item removed: ours with ``mask_seen=False``, RecBole 1.2.1 because its full-sort
+loader builds no user history for sequential models. The NDCG@10 columns therefore compare
+like with like.
+
+Prints one row per backbone x framework (median seconds per training epoch, full-sort
+validation of all users in seconds, peak RSS, validation NDCG@10 after each epoch), then
+per backbone the speed-ups (RecBole / ours) and our times as multiples of a floor: the
+matmul flops an epoch needs, counted over real (non-padding) tokens and targets only
+(:func:`forward_flops`; forward and backward = 3 x forward), divided by the GEMM rate that
+``torch.mm`` reaches in the same run with the same number of threads (the faster of the
+logit shape and a square 1024 product). The evaluation floor is one forward over every
+user's last ``max_len`` items plus the users x items logit matmul. ``--json`` also writes
+the rows, so that docs can quote them.
 
     python -m venv .recbole-venv && .recbole-venv/bin/pip install torch==2.13.0 recbole==1.2.1
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_train.py --epochs 3
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_train.py --epochs 2 --json bench_train.json
+    python benchmarks/bench_train.py --users 300 --epochs 1 --threads 1   # smoke check
+
+``--users N`` keeps the first N users of the interaction file on both sides, without the
+5-core filter (which would empty a small slice; the full file is already 5-core).
 """
 
 from __future__ import annotations
@@ -33,26 +43,97 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "beauty"
+BACKBONES = ("sasrec", "gru4rec", "bert4rec")
+RECBOLE_MODELS = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "bert4rec": "BERT4Rec"}
+# The paper's settings (docs METHODS.md sections 2 and 4): our backbones' defaults.
 SETTINGS = dict(hidden=128, layers=2, heads=2, inner=256, hidden_dropout=0.5,
-                attn_dropout=0.3, max_len=50, batch=256, lr=1e-3, seed=0)
+                attn_dropout=0.3, gru_hidden=128, gru_layers=1, gru_dropout=0.5,
+                mask_ratio=0.2, ft_ratio=0.5, max_len=50, batch=256, lr=1e-3, seed=0)
+# (what, target, higher is better): printed next to each backbone's figures.
+TARGETS = {"sasrec": {"epoch speed-up": 20.0, "ours / floor epoch": 2.0},
+           "gru4rec": {"epoch speed-up": 10.0}, "bert4rec": {"epoch speed-up": 10.0}}
+EVAL_TARGET = 10.0
+GEMM_SHAPES = {"logits 256x128 @ 128x12102": (256, 128, 12102),
+               "square 1024": (1024, 1024, 1024)}
 
 
 def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_atomic_inter(data_dir: Path, folder: Path) -> None:
-    """Beauty as a RecBole atomic file; the position orders each user's sequence."""
+def read_interactions(data_dir: Path, users: int | None):
+    """The interaction file, or only its first ``users`` users (in order of appearance).
+
+    Parameters
+    ----------
+    data_dir : Path
+        Folder holding ``interactions.csv.gz`` (``user_id``, ``item_id``, ``position``).
+    users : int or None
+        Keep this many users, every interaction of each; None keeps all.
+
+    Returns
+    -------
+    DataFrame
+    """
     import pandas as pd
 
     frame = pd.read_csv(data_dir / "interactions.csv.gz", dtype={"user_id": str, "item_id": str})
-    frame = frame.rename(columns={"user_id": "user_id:token", "item_id": "item_id:token",
-                                  "position": "timestamp:float"})
-    (folder / "beauty").mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / "beauty" / "beauty.inter", sep="\t", index=False)
+    if users is not None:
+        frame = frame[frame["user_id"].isin(frame["user_id"].unique()[:users])]
+    return frame
+
+
+def k_core(args) -> int:
+    """The k-core filter both sides apply: 5 on the whole file, none on a ``--users`` slice."""
+    return 5 if args.users is None else 1
+
+
+def recbole_config(backbone: str, folder: Path, args) -> dict:
+    """RecBole 1.2.1 settings for ``backbone``, with the keys of its model files.
+
+    Parameters
+    ----------
+    backbone : {"sasrec", "gru4rec", "bert4rec"}
+    folder : Path
+        Holds ``beauty/beauty.inter``; checkpoints go below it.
+    args : Namespace
+        The command line (``epochs``).
+
+    Returns
+    -------
+    dict
+        ``config_dict`` for ``recbole.config.Config``.
+    """
+    s = SETTINGS
+    transformer = {"n_layers": s["layers"], "n_heads": s["heads"], "hidden_size": s["hidden"],
+                   "inner_size": s["inner"], "hidden_dropout_prob": s["hidden_dropout"],
+                   "attn_dropout_prob": s["attn_dropout"], "hidden_act": "gelu",
+                   "layer_norm_eps": 1e-12, "initializer_range": 0.02}
+    model = {"sasrec": transformer,
+             "gru4rec": {"embedding_size": s["hidden"], "hidden_size": s["gru_hidden"],
+                         "num_layers": s["gru_layers"], "dropout_prob": s["gru_dropout"]},
+             "bert4rec": {**transformer, "mask_ratio": s["mask_ratio"],
+                          "ft_ratio": s["ft_ratio"], "transform": "mask_itemseq"}}[backbone]
+    core = f"[{k_core(args)},inf)"
+    return {
+        "data_path": str(folder), "checkpoint_dir": str(folder / "saved"),
+        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "user_inter_num_interval": core, "item_inter_num_interval": core,
+        "MAX_ITEM_LIST_LENGTH": s["max_len"], **model,
+        "loss_type": "CE", "train_neg_sample_args": None, "train_batch_size": s["batch"],
+        "eval_batch_size": 1024, "learning_rate": s["lr"], "epochs": args.epochs,
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full",
+                      "group_by": "user"},
+        "metrics": ["Recall", "NDCG"], "topk": [10, 20], "valid_metric": "NDCG@10",
+        "device": "cpu", "use_gpu": False, "seed": s["seed"], "reproducibility": True,
+        "show_progress": False, "log_wandb": False,
+    }
 
 
 def run_recbole(args) -> dict:
+    """Train ``args.backbone`` in RecBole 1.2.1; per-epoch times, NDCG@10 and peak RSS."""
     import numpy as np
 
     # RecBole 1.2.1 still uses aliases that NumPy 2 removed.
@@ -64,25 +145,12 @@ def run_recbole(args) -> dict:
 
     torch.set_num_threads(args.threads)
     folder = Path(tempfile.mkdtemp())
-    write_atomic_inter(args.data, folder)
-    s = SETTINGS
-    config = Config(model="SASRec", dataset="beauty", config_dict={
-        "data_path": str(folder), "checkpoint_dir": str(folder / "saved"),
-        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
-        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-        "user_inter_num_interval": "[5,inf)", "item_inter_num_interval": "[5,inf)",
-        "MAX_ITEM_LIST_LENGTH": s["max_len"], "hidden_size": s["hidden"],
-        "n_layers": s["layers"], "n_heads": s["heads"], "inner_size": s["inner"],
-        "hidden_dropout_prob": s["hidden_dropout"], "attn_dropout_prob": s["attn_dropout"],
-        "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
-        "loss_type": "CE", "train_neg_sample_args": None, "train_batch_size": s["batch"],
-        "eval_batch_size": 1024, "learning_rate": s["lr"], "epochs": args.epochs,
-        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full",
-                      "group_by": "user"},
-        "metrics": ["Recall", "NDCG"], "topk": [10, 20], "valid_metric": "NDCG@10",
-        "device": "cpu", "use_gpu": False, "seed": s["seed"], "reproducibility": True,
-        "show_progress": False, "log_wandb": False,
-    })
+    frame = read_interactions(args.data, args.users).rename(columns={
+        "user_id": "user_id:token", "item_id": "item_id:token", "position": "timestamp:float"})
+    (folder / "beauty").mkdir(parents=True)
+    frame.to_csv(folder / "beauty" / "beauty.inter", sep="\t", index=False)
+    config = Config(model=RECBOLE_MODELS[args.backbone], dataset="beauty",
+                    config_dict=recbole_config(args.backbone, folder, args))
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, _ = data_preparation(config, dataset)
@@ -94,7 +162,7 @@ def run_recbole(args) -> dict:
         trainer._train_epoch(train_data, epoch, show_progress=False)
         epochs.append(time.perf_counter() - start)
         start = time.perf_counter()
-        score, result = trainer._valid_epoch(valid_data, show_progress=False)
+        _, result = trainer._valid_epoch(valid_data, show_progress=False)
         evals.append(time.perf_counter() - start)
         scores.append(float(result["ndcg@10"]))
     return {"framework": "RecBole 1.2.1", "epoch_s": epochs, "eval_s": evals,
@@ -102,66 +170,233 @@ def run_recbole(args) -> dict:
             "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1)}
 
 
-def run_ours(args) -> dict:
+def forward_flops(backbone: str, lengths, targets: int, n_items: int,
+                  s: dict = SETTINGS) -> float:
+    """Matmul flops of one forward pass over real tokens, plus the item logits of targets.
+
+    Parameters
+    ----------
+    backbone : {"sasrec", "gru4rec", "bert4rec"}
+    lengths : ndarray of int
+        Real (non-padding) tokens of each sequence.
+    targets : int
+        Positions scored against every item (``targets x n_items`` logits).
+    n_items : int
+    s : dict, default=SETTINGS
+        ``hidden``, ``inner``, ``layers`` (transformers), ``gru_hidden`` (GRU4Rec).
+
+    Returns
+    -------
+    float
+        Per real token: GRU4Rec its GRU's input and recurrent matmuls and the output Linear;
+        SASRec and BERT4Rec the q, k, v, o projections and both FFN layers of every layer
+        (BERT4Rec also its head Linear), plus per layer the attention scores and weighted
+        sums over real keys (the earlier ones for SASRec, all for BERT4Rec); plus
+        ``2 x targets x n_items x hidden`` for the logits. Training costs 3 x this.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = dict(hidden=4, inner=8, layers=1, gru_hidden=4)
+    >>> forward_flops("sasrec", np.array([2, 3]), 5, 10, s)  # 5 x 256 + 4 x 4 x 9 + 400
+    1824.0
+    """
+    import numpy as np
+
+    lengths = np.asarray(lengths, dtype=np.float64)
+    h = s["hidden"]
+    logits = 2.0 * targets * n_items * h
+    if backbone == "gru4rec":
+        g = s["gru_hidden"]
+        return float(lengths.sum() * (2 * h * 3 * g + 2 * g * 3 * g + 2 * g * h) + logits)
+    per_token = s["layers"] * (8 * h * h + 4 * h * s["inner"])
+    pairs = lengths * lengths if backbone == "bert4rec" else lengths * (lengths + 1) / 2
+    per_token += 2 * h * h if backbone == "bert4rec" else 0
+    return float(lengths.sum() * per_token + s["layers"] * 4 * h * pairs.sum() + logits)
+
+
+def count_floor_flops(model, trainer, data, backbone: str, epochs: int):
+    """Training flops of each epoch and the flops of one full-sort evaluation.
+
+    Tokens and targets come from the trainer's own training windows. BERT4Rec's targets
+    are the cloze masks drawn over each epoch's batches from a generator seeded as the
+    trainer seeds it (a fresh draw from the same distribution, should that seeding change).
+
+    Parameters
+    ----------
+    model, trainer, data
+        Our model, its :class:`~recmodels.Trainer` and the data it trained on.
+    backbone : str
+    epochs : int
+
+    Returns
+    -------
+    epoch_flops : list of float
+    eval_flops : float
+    """
     import torch
 
-    from recmodels import SASRec, TrainableTable, Trainer, build_sequences, load_folder
+    from recmodels.batching import eval_batch
+
+    windows = model.training_windows(data)
+    lengths = (windows[:, 0] > 0).sum(dim=1).numpy()
+    n_targets = []
+    for epoch in range(1, epochs + 1):
+        if model.causal:
+            n_targets.append(int((windows[:, 1] > 0).sum()))
+            continue
+        generator = torch.Generator().manual_seed(trainer.seed * 1_000_003 + epoch)
+        n_targets.append(sum(int((model.training_batch(windows[rows], generator)[1] > 0).sum())
+                             for rows in trainer._epoch_batches(windows, generator)))
+    context = eval_batch(data, "valid", model.context_len).lengths + (0 if model.causal else 1)
+    return ([3 * forward_flops(backbone, lengths, t, data.n_items) for t in n_targets],
+            forward_flops(backbone, context, data.n_users, data.n_items))
+
+
+def run_ours(args) -> dict:
+    """Train ``args.backbone`` with recmodels as ``ace-bench`` builds it (ID table)."""
+    import torch
+
+    from recmodels import TrainableTable, Trainer, build_sequences
+    from recmodels.models import BACKBONES as MODELS
 
     torch.set_num_threads(args.threads)
     s = SETTINGS
-    interactions, items = load_folder(args.data)
-    data = build_sequences(interactions, catalogue=items["item_id"])
+    data = build_sequences(read_interactions(args.data, args.users), k_core=k_core(args))
     torch.manual_seed(s["seed"])
-    model = SASRec(TrainableTable(data.n_items, s["hidden"]), max_len=s["max_len"],
-                   n_layers=s["layers"], n_heads=s["heads"], inner_size=s["inner"],
-                   hidden_dropout=s["hidden_dropout"], attn_dropout=s["attn_dropout"])
+    # ace-bench's "id" cells: the backbone's defaults, which are SETTINGS.
+    model = MODELS[args.backbone](TrainableTable(data.n_items, s["hidden"]), max_len=s["max_len"])
     trainer = Trainer(model, data, lr=s["lr"], batch_size=s["batch"], max_epochs=args.epochs,
                       patience=args.epochs + 1, seed=s["seed"], device="cpu", verbose=False,
-                      mask_seen=True)
-    history = trainer.fit().history
+                      mask_seen=False)
+    history = trainer.fit(evaluate_test=False).history
+    peak = peak_rss_mib()
+    epoch_flops, eval_flops = count_floor_flops(model, trainer, data, args.backbone, args.epochs)
     return {"framework": "recmodels", "epoch_s": [h["train_seconds"] for h in history],
             "eval_s": [h["seconds"] - h["train_seconds"] for h in history],
-            "valid_ndcg@10": [h["ndcg@10"] for h in history],
-            "peak_rss_mib": peak_rss_mib(), "users": data.n_users, "items": data.n_items}
+            "valid_ndcg@10": [h["ndcg@10"] for h in history], "peak_rss_mib": peak,
+            "users": data.n_users, "items": data.n_items,
+            "epoch_gflop": [f / 1e9 for f in epoch_flops], "eval_gflop": eval_flops / 1e9}
+
+
+def run_gemm(args, repeats: int = 9) -> dict:
+    """Median GFLOP/s of ``torch.mm`` at each of :data:`GEMM_SHAPES`, float32."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rates = {}
+    for name, (m, k, n) in GEMM_SHAPES.items():
+        a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+        seconds = []
+        for i in range(repeats + 2):
+            start = time.perf_counter()
+            torch.mm(a, b, out=out)
+            seconds.append(time.perf_counter() - start)
+        rates[name] = 2 * m * k * n / statistics.median(seconds[2:]) / 1e9
+    return rates
+
+
+def launch(worker: str, backbone: str, args) -> dict:
+    """Run one worker in a fresh process and return the dict it prints."""
+    python = str(args.recbole_python) if worker == "recbole" else sys.executable
+    command = [python, __file__, "--worker", worker, "--backbones", backbone,
+               "--epochs", str(args.epochs), "--threads", str(args.threads),
+               "--data", str(args.data)]
+    command += [] if args.users is None else ["--users", str(args.users)]
+    env = dict(os.environ, PYTHONPATH="" if worker == "recbole" else str(ROOT))
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        sys.exit(f"{worker} {backbone} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads(line[7:])
+
+
+def verdict(value: float, target: float, higher: bool = True) -> str:
+    """``"12.3x (>= 10x: met)"``-style text."""
+    met = value >= target if higher else value <= target
+    return f"{value:.1f}x ({'>=' if higher else '<='} {target:g}x: {'met' if met else 'MISSED'})"
+
+
+def summarise(backbone: str, ours: dict, theirs: dict, gemm_rate: float) -> dict:
+    """Speed-ups, memory ratio and floors of one backbone (rates in GFLOP/s)."""
+    med = statistics.median
+    floor_epoch = med(ours["epoch_gflop"]) / gemm_rate
+    floor_eval = ours["eval_gflop"] / gemm_rate
+    return {"backbone": backbone, "epoch_speedup": med(theirs["epoch_s"]) / med(ours["epoch_s"]),
+            "eval_speedup": med(theirs["eval_s"]) / med(ours["eval_s"]),
+            "floor_epoch_s": floor_epoch, "floor_eval_s": floor_eval,
+            "ours_over_floor_epoch": med(ours["epoch_s"]) / floor_epoch,
+            "ours_over_floor_eval": med(ours["eval_s"]) / floor_eval,
+            "rss_ours_over_recbole": ours["peak_rss_mib"] / theirs["peak_rss_mib"]}
+
+
+def report(rows: list[dict], summaries: list[dict], gemm: dict, args) -> None:
+    """Print the table of rows and each backbone's ratios against their targets."""
+    rate = max(gemm.values())
+    where = "Beauty" if args.users is None else f"Beauty, first {args.users} users (no 5-core)"
+    print(f"{', '.join(r['backbone'] for r in summaries)} on {where}: {args.epochs} epoch(s), "
+          f"{args.threads} thread(s), batch {SETTINGS['batch']}, lr {SETTINGS['lr']}, "
+          "both sides unmasked (all items ranked)")
+    print("GEMM rate, torch.mm float32: " + ", ".join(f"{k} {v:.1f}" for k, v in gemm.items())
+          + f" GFLOP/s; the floor divides by the faster, {rate:.1f}")
+    print(f"{'backbone':9s} {'framework':14s} {'users':>6s} {'items':>6s} {'s/epoch':>8s} "
+          f"{'eval s':>7s} {'peak RSS MiB':>12s} {'GFLOP/epoch':>11s}  valid NDCG@10 per epoch")
+    med = statistics.median
+    for r in rows:
+        flop = f"{med(r['epoch_gflop']):11.1f}" if "epoch_gflop" in r else f"{'':11s}"
+        print(f"{r['backbone']:9s} {r['framework']:14s} {r['users']:6d} {r['items']:6d} "
+              f"{med(r['epoch_s']):8.2f} {med(r['eval_s']):7.2f} {r['peak_rss_mib']:12.0f} "
+              f"{flop}  " + ", ".join(f"{v:.4f}" for v in r["valid_ndcg@10"]))
+    print(f"{'backbone':9s} {'epoch speed-up':23s} {'eval speed-up':23s} "
+          f"{'floor epoch s':>13s} {'ours / floor epoch':22s} {'floor eval s':>12s} "
+          f"{'ours / floor eval':>17s}  peak RSS ours / RecBole")
+    for m in summaries:
+        target = TARGETS[m["backbone"]]
+        floor = (verdict(m["ours_over_floor_epoch"], target["ours / floor epoch"], False)
+                 if "ours / floor epoch" in target else f"{m['ours_over_floor_epoch']:.1f}x")
+        print(f"{m['backbone']:9s} {verdict(m['epoch_speedup'], target['epoch speed-up']):23s} "
+              f"{verdict(m['eval_speedup'], EVAL_TARGET):23s} {m['floor_epoch_s']:13.3f} "
+              f"{floor:22s} {m['floor_eval_s']:12.3f} {m['ours_over_floor_eval']:16.1f}x  "
+              f"{m['rss_ours_over_recbole']:.2f} (<= 1: "
+              f"{'met' if m['rss_ours_over_recbole'] <= 1 else 'MISSED'})")
 
 
 def main() -> None:
+    """Parse the command line; run one worker, or every worker and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--backbones", default=",".join(BACKBONES),
+                        help="comma-separated, from " + ", ".join(BACKBONES))
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--users", type=int, help="only the first N users (smoke check)")
     parser.add_argument("--recbole-python", type=Path, default=ROOT / ".recbole-venv/bin/python")
-    parser.add_argument("--worker", choices=["recbole", "ours"])
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--worker", choices=["recbole", "ours", "gemm"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    backbones = [b for b in args.backbones.split(",") if b]
+    unknown = sorted(set(backbones) - set(BACKBONES))
+    if unknown:
+        parser.error(f"unknown backbone(s) {unknown}; choose from {list(BACKBONES)}")
     if args.worker:
-        runner = run_recbole if args.worker == "recbole" else run_ours
+        args.backbone = backbones[0]
+        runner = {"recbole": run_recbole, "ours": run_ours, "gemm": run_gemm}[args.worker]
         print("RESULT " + json.dumps(runner(args)), flush=True)
         return
 
-    rows = []
-    for worker, python in (("ours", sys.executable), ("recbole", str(args.recbole_python))):
-        command = [python, __file__, "--worker", worker, "--epochs", str(args.epochs),
-                   "--threads", str(args.threads), "--data", str(args.data)]
-        env = dict(os.environ, PYTHONPATH=str(ROOT) if worker == "ours" else "")
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
-        line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
-        if line is None:
-            sys.exit(f"{worker} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        rows.append(json.loads(line[7:]))
-
-    print(f"SASRec on Beauty, {args.epochs} epochs, {args.threads} threads, "
-          f"batch {SETTINGS['batch']}, lr {SETTINGS['lr']}")
-    print(f"{'framework':15s} {'users':>6s} {'items':>6s} {'s/epoch (median)':>17s} "
-          f"{'eval s':>7s} {'peak RSS MiB':>13s}  valid NDCG@10 per epoch "
-          "(ours masked, RecBole unmasked: not like for like)")
-    for r in rows:
-        print(f"{r['framework']:15s} {r['users']:6d} {r['items']:6d} "
-              f"{statistics.median(r['epoch_s']):17.1f} {statistics.median(r['eval_s']):7.2f} "
-              f"{r['peak_rss_mib']:13.0f}  " + ", ".join(f"{v:.4f}" for v in r["valid_ndcg@10"]))
-    ours, theirs = rows
-    print(f"epoch speed-up: {statistics.median(theirs['epoch_s']) / statistics.median(ours['epoch_s']):.1f}x "
-          f"(target >= 10); evaluation speed-up: "
-          f"{statistics.median(theirs['eval_s']) / statistics.median(ours['eval_s']):.1f}x")
+    gemm = launch("gemm", backbones[0], args)
+    rows, summaries = [], []
+    for backbone in backbones:
+        ours, theirs = (dict(launch(worker, backbone, args), backbone=backbone)
+                        for worker in ("ours", "recbole"))
+        rows += [ours, theirs]
+        summaries.append(summarise(backbone, ours, theirs, max(gemm.values())))
+    report(rows, summaries, gemm, args)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "settings": {**SETTINGS, "epochs": args.epochs, "threads": args.threads,
+                         "users": args.users, "data": str(args.data)},
+            "gemm_gflops": gemm, "rows": rows, "summary": summaries}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The benchmark scripts run end to end at a small size and print what docs/results.md quotes."""
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -36,3 +38,24 @@ def test_bench_loss_prints_all_three_rows_against_the_floor():
     assert set(ratios) == {"plain autograd + F.cross_entropy", "fused linear_cross_entropy",
                            "floor: the three matmuls"}
     assert float(ratios["floor: the three matmuls"]) == 1.0
+
+
+def _bench_train():
+    spec = importlib.util.spec_from_file_location("bench_train", BENCHMARKS / "bench_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("backbone, expected", [
+    # 5 tokens x (8h^2 + 4h.inner) + 4h x (1 + 2 + 1 + 2 + 3) causal pairs + 2 x 5 x 10 x h
+    ("sasrec", 5 * 256 + 16 * 9 + 400),
+    # ... + the head's 2h^2 per token, and every query over every real key: 4 + 9 pairs
+    ("bert4rec", 5 * (256 + 32) + 16 * 13 + 400),
+    # 5 tokens x (input 2h.3g + recurrent 2g.3g + output 2g.h) + the logits
+    ("gru4rec", 5 * (72 + 54 + 24) + 400),
+])
+def test_bench_train_flop_count_matches_a_hand_count(backbone, expected):
+    settings = dict(hidden=4, inner=8, layers=1, gru_hidden=3)
+    flops = _bench_train().forward_flops(backbone, np.array([2, 3]), 5, 10, settings)
+    assert flops == expected
