@@ -23,7 +23,11 @@ def test_quick_then_full_into_one_folder_recomputes(folder, tmp_path, capsys):
     assert main(quick) == 0
     first = pd.read_csv(out / "results.csv")
     assert set(first["epochs"]) == {1}
-    capsys.readouterr()
+    printed = capsys.readouterr().out
+    # The line under the table says that both cells were cut by the cap, not early stopping.
+    assert ("Training: sasrec: id 1 epochs (best 1), ace 1 (best 1); 2 of 2 cells reached "
+            "the 1-epoch cap before early stopping") in printed
+    assert "Training: sasrec" in (out / "results.md").read_text()
     full = toy_argv(folder, out, "--methods", "id,ace", "--max-epochs", "2", "--lr", "1e-3")
     assert main(full) == 0
     err = capsys.readouterr().err

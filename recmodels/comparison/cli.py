@@ -16,7 +16,7 @@ from ..trainer import TrainingDivergedError
 from .cold import MAP_SUFFIX, NEW_SPLIT, PROTOCOLS, make_split
 from .inputs import InputError, load_embeddings
 from .methods import METHODS
-from .report import markdown_table, write_spectrum
+from .report import markdown_table, training_summary, write_spectrum
 from .runner import BACKBONES, DEFAULT_LR_GRID, ComparisonPlan, run_comparison
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
@@ -328,12 +328,15 @@ def _compare(args: argparse.Namespace) -> int:
              "each method's learning rate chosen from "
              f"{', '.join(f'{lr:g}' for lr in plan.lr_grid)} on the first seed's validation "
              "NDCG@10")
+    trained = training_summary(results, plan.max_epochs, plan.patience)
     (args.out / "results.md").write_text(
         f"Test metrics, mean ± std over seeds ({args.data or 'built-in ml-latest-small'}; "
-        f"{data.n_users} users, {data.n_items} items; {rates}).\n\n{table}\n")
+        f"{data.n_users} users, {data.n_items} items; {rates}).\n\n{table}\n\n"
+        f"Training: {trained}\n")
     figure = write_spectrum(E, args.out)
     print(table)
-    print(rates)
+    print(f"Test metrics of {data.n_users} users over {data.n_items} items; {rates}.")
+    print(f"Training: {trained}")
     print(f"wrote {args.out / 'results.csv'}, {args.out / 'results.md'}, {figure} "
           f"in {time.perf_counter() - started:.0f} s")
     return 0

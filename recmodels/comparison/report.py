@@ -109,6 +109,36 @@ def markdown_table(results: pd.DataFrame, method_order: list[str],
     return "\n".join(lines)
 
 
+def training_summary(results: pd.DataFrame, max_epochs: int, patience: int) -> str:
+    """One line on how the table's cells trained: epochs, best epoch, early stop or cap.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels.comparison.report import training_summary
+    >>> rows = pd.DataFrame({"method": ["id", "ace"], "backbone": "sasrec", "seed": 0,
+    ...                      "split": "test", "selected": True, "epochs": [8, 10],
+    ...                      "best_epoch": [5, 10], "seconds": [90.0, 60.0]})
+    >>> print(training_summary(rows, max_epochs=10, patience=3))
+    sasrec: id 8 epochs (best 5), ace 10 (best 10); 1 of 2 cells reached the 10-epoch cap \
+before early stopping (patience 3); 2.5 min of training in these cells.
+    """
+    test = results[(results["split"] == "test") & results["selected"].astype(bool)]
+    blocks = []
+    for backbone, block in test.groupby("backbone", sort=False):
+        cells = [f"{row.method}{f' seed {row.seed}' if block['seed'].nunique() > 1 else ''} "
+                 f"{int(row.epochs)}{' epochs' if not i else ''} (best {int(row.best_epoch)})"
+                 for i, row in enumerate(block.itertuples())]
+        blocks.append(f"{backbone}: " + ", ".join(cells))
+    capped = int(((test["epochs"] >= max_epochs)
+                  & (test["epochs"] - test["best_epoch"] < patience)).sum())
+    ending = (f"{capped} of {len(test)} cells reached the {max_epochs}-epoch cap before early "
+              f"stopping (patience {patience})" if capped else
+              f"every cell stopped early (no improvement in {patience} epochs)")
+    return (f"{'; '.join(blocks)}; {ending}; {test['seconds'].sum() / 60:.1f} min of "
+            "training in these cells.")
+
+
 def write_spectrum(E: np.ndarray, out: Path, lams=(0.0, 1.0, 10.0, 50.0, 500.0),
                    n_components: int = 128) -> Path:
     """``spectrum.csv`` always; ``spectrum.png`` too when matplotlib is installed."""
