@@ -59,3 +59,22 @@ def test_bench_train_flop_count_matches_a_hand_count(backbone, expected):
     settings = dict(hidden=4, inner=8, layers=1, gru_hidden=3)
     flops = _bench_train().forward_flops(backbone, np.array([2, 3]), 5, 10, settings)
     assert flops == expected
+
+
+def test_stride_table_reports_a_finished_run(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from recmodels_helpers import toy_argv, toy_folder
+
+    from recmodels.comparison.cli import main
+
+    folder = toy_folder(tmp_path / "toy")
+    assert main(toy_argv(folder, tmp_path / "stride_3", "--methods", "id", "--max-epochs", "2",
+                         "--lr", "1e-3")) == 0
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "stride_table.py"), "--report-only", "--strides", "3,5",
+         "--out", str(tmp_path)], capture_output=True, text=True, check=True, timeout=300)
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
+    assert rows["5"][1:] == ["(not", "run", "yet)"]
+    epochs, best = int(rows["3"][4]), int(rows["3"][5])
+    assert epochs == 2 and 1 <= best <= 2
+    assert 0 < float(rows["3"][7]) <= 1  # test NDCG@10

@@ -1,0 +1,88 @@
+"""What a larger training-window stride costs: SASRec on the built-in MovieLens data.
+
+The exact prefix protocol (``--window-stride 1``) gives every training target past position
+``max_len`` its own ``max_len``-item window; stride ``s`` trains ``s`` targets per window with
+at least ``max_len - s + 1`` items of context, ``s`` times less encoder work. This runs
+``ace-bench`` (ID-only SASRec, the paper's settings, early stopping with patience 10, one
+learning rate for every stride) once per stride into ``OUT/stride_<s>`` (each resumes), then
+prints one row per stride: windows and real tokens per epoch, median seconds per training
+epoch, epochs to early stopping, and validation and test NDCG@10 / Recall@10.
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/stride_table.py --out benchmarks/results/stride
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pandas as pd  # noqa: E402
+
+from recmodels import SASRec, TrainableTable, build_sequences, load_folder  # noqa: E402
+from recmodels.datasets import example_folder  # noqa: E402
+
+
+def window_counts(stride: int, max_len: int) -> tuple[int, int]:
+    """Training windows and real tokens per epoch on the built-in data at ``stride``."""
+    interactions, items = load_folder(example_folder())
+    data = build_sequences(interactions, catalogue=items["item_id"])
+    windows = SASRec(TrainableTable(data.n_items, 8), max_len=max_len).training_windows(
+        data, stride=stride)
+    return windows.shape[0], int((windows[:, 0] > 0).sum())
+
+
+def summarise(folder: Path) -> dict:
+    """Epoch time, epochs and validation / test figures of the one cell in ``folder``."""
+    results = pd.read_csv(folder / "results.csv")
+    row = {split: results[results.split == split].iloc[-1] for split in ("valid", "test")}
+    history = json.loads((folder / "runs" / f"{row['test'].fingerprint}.json").read_text())
+    epoch_seconds = [epoch["train_seconds"] for epoch in history["history"]]
+    return {"s/epoch": statistics.median(epoch_seconds), "epochs": int(row["test"].epochs),
+            "best": int(row["test"].best_epoch),
+            "valid N@10": row["valid"]["ndcg@10"], "test N@10": row["test"]["ndcg@10"],
+            "test R@10": row["test"]["recall@10"], "test N@20": row["test"]["ndcg@20"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--strides", default="1,5,10,25,50")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--lr", default="1e-3")
+    parser.add_argument("--max-len", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/stride"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="print the table from finished runs without training")
+    args = parser.parse_args()
+    strides = [int(s) for s in args.strides.split(",")]
+    if not args.report_only:
+        for stride in strides:
+            subprocess.run([sys.executable, "-m", "recmodels.comparison", "--methods", "id",
+                            "--backbones", "sasrec", "--seeds", args.seeds, "--lr", args.lr,
+                            "--max-len", str(args.max_len), "--window-stride", str(stride),
+                            "--out", str(args.out / f"stride_{stride}")], check=True)
+    print(f"SASRec, ID-only, built-in MovieLens, lr {args.lr}, seeds {args.seeds}, "
+          "early stopping (patience 10)")
+    print(f"{'stride':>6s} {'windows':>8s} {'tokens':>9s} {'s/epoch':>8s} {'epochs':>6s} "
+          f"{'best':>5s} {'valid N@10':>10s} {'test N@10':>9s} {'test R@10':>9s} "
+          f"{'test N@20':>9s}")
+    for stride in strides:
+        folder = args.out / f"stride_{stride}"
+        if not (folder / "results.csv").exists():
+            print(f"{stride:6d}  (not run yet)")
+            continue
+        windows, tokens = window_counts(stride, args.max_len)
+        r = summarise(folder)
+        print(f"{stride:6d} {windows:8d} {tokens:9d} {r['s/epoch']:8.1f} {r['epochs']:6d} "
+              f"{r['best']:5d} {r['valid N@10']:10.4f} {r['test N@10']:9.4f} "
+              f"{r['test R@10']:9.4f} {r['test N@20']:9.4f}")
+
+
+if __name__ == "__main__":
+    main()
