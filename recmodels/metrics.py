@@ -51,7 +51,13 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     [2]
     """
     target_scores = scores.gather(1, targets[:, None])
-    ranks = (scores >= target_scores).sum(dim=1) - 1
+    if scores.device.type == "cpu":
+        # torch widens the boolean mask to int64 before summing (8 bytes per score);
+        # NumPy sums it as bytes, several times faster on a (users x items) batch.
+        ahead = (scores.detach().numpy() >= target_scores.detach().numpy()).view(np.uint8)
+        ranks = torch.from_numpy(ahead.sum(axis=1, dtype=np.int64)) - 1
+    else:
+        ranks = (scores >= target_scores).sum(dim=1) - 1
     return torch.where(target_scores[:, 0].isnan(), scores.shape[1] - 1, ranks)
 
 

@@ -47,6 +47,24 @@ def test_vectorised_metrics_equal_brute_force():
             assert float(sums[f"ndcg@{k}"]) == pytest.approx(ndcg, rel=1e-6)
 
 
+def test_target_ranks_follow_the_tie_rule_with_ties_infinities_and_nan():
+    from recmodels.metrics import target_ranks
+
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.randint(0, 5, (50, 30), generator=gen).float()  # many ties
+    scores[:, 0] = float("-inf")
+    scores[::7, 3] = float("-inf")
+    targets = torch.randint(1, 30, (50,), generator=gen)
+    scores[4, targets[4]] = float("nan")
+    expected = []
+    for row in range(50):
+        target_score = float(scores[row, targets[row]])
+        others = [float(v) for i, v in enumerate(scores[row]) if i != targets[row]]
+        expected.append(29 if math.isnan(target_score)
+                        else sum(v >= target_score for v in others))
+    assert target_ranks(scores, targets).tolist() == expected
+
+
 @pytest.fixture(scope="module")
 def data():
     return build_sequences(synthetic_log(n_users=60, n_items=20), k_core=1)
