@@ -125,18 +125,33 @@ def test_training_step_does_not_depend_on_batch_packing(backbone):
                                    msg=lambda m, name=name: f"{name}: {m}")
 
 
-def test_training_loss_equals_the_plain_computation():
-    model = _model(BERT4Rec).train()
-    items, targets = _batch(BERT4Rec)
+@pytest.mark.parametrize("backbone", [SASRec, GRU4Rec, BERT4Rec])
+def test_training_loss_equals_the_plain_computation(backbone):
+    """Fused loss and states computed only at the targets (encode_at) against the plain way."""
+    model = _model(backbone).train()
+    items, targets = _batch(backbone)
     model.exclude_from_training([N_ITEMS])
     targets[targets == N_ITEMS] = 0
     loss, grads = _gradients(model, items, targets)
     weights = model.item_weights()
     states = model.encode(items, weights)[targets > 0]
     plain = _plain(states, weights, targets[targets > 0], N_ITEMS + 1,
-                   torch.tensor([0, N_ITEMS]), model.output_bias)
+                   torch.tensor([0, N_ITEMS]), model.logit_bias())
     model.zero_grad(set_to_none=True)
     plain.backward()
     torch.testing.assert_close(loss, plain.detach(), rtol=1e-5, atol=1e-6)
     for name, p in model.named_parameters():
         torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("backbone", [SASRec, GRU4Rec, BERT4Rec])
+def test_states_at_selected_positions_equal_the_full_encoding(backbone):
+    model = _model(backbone).eval()
+    items, _ = _batch(backbone)
+    weights = model.item_weights()
+    full = model.encode(items, weights)
+    sparse = (torch.tensor([0, 0, 0, 1, 2, 4, 5, 5]), torch.tensor([7, 0, 3, 2, 4, 5, 1, 0]))
+    dense = torch.ones(items.shape, dtype=torch.bool).nonzero(as_tuple=True)
+    for rows, positions in (sparse, dense):  # the transformers take two paths for these
+        torch.testing.assert_close(model.encode_at(items, weights, rows, positions),
+                                   full[rows, positions], rtol=1e-5, atol=1e-6)

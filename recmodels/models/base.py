@@ -163,6 +163,16 @@ class SequentialRecommender(nn.Module):
         """A per-item term added to every logit, shape ``(n_items + 1,)``; None here."""
         return None
 
+    def encode_at(self, items: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor,
+                  positions: torch.Tensor) -> torch.Tensor:
+        """The states :meth:`encode` gives at ``(rows[i], positions[i])``, shape ``(n, hidden)``.
+
+        Training reads states only where there is a target and evaluation only at each
+        sequence's end; a backbone overrides this when it can skip the work for the other
+        positions (SASRec's and BERT4Rec's last layer runs its queries only there).
+        """
+        return self.encode(items, weights)[rows, positions]
+
     def score(self, states: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Logits over item indices ``0..n_items``; the padding item gets ``-inf``."""
         logits = states @ weights[: self.n_items + 1].T
@@ -175,9 +185,9 @@ class SequentialRecommender(nn.Module):
     def user_states(self, items: torch.Tensor, lengths: torch.Tensor,
                     weights: torch.Tensor) -> torch.Tensor:
         """One state per sequence, at its last item."""
-        states = self.encode(trim_padding(items), weights)
         last = (lengths - 1).clamp(min=0)
-        return states[torch.arange(items.shape[0], device=items.device), last]
+        return self.encode_at(trim_padding(items), weights,
+                              torch.arange(items.shape[0], device=items.device), last)
 
     def predict(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Scores of every item for each sequence, shape ``(batch, n_items + 1)``."""
@@ -193,16 +203,16 @@ class SequentialRecommender(nn.Module):
         weights = self.item_weights()
         items = trim_padding(items)
         targets = targets[:, : items.shape[1]]
-        states = self.encode(items, weights)
         has_target = targets > 0
         picked = targets[has_target]
         if picked.numel() == 0:  # e.g. a cloze batch in which no item was masked
-            return states.sum() * 0.0
+            return self.encode(items, weights).sum() * 0.0
+        states = self.encode_at(items, weights, *has_target.nonzero(as_tuple=True))
         # Padding, and the items exclude_from_training keeps out (never 0, it checks).
         blocked = torch.zeros(1, dtype=torch.long, device=picked.device)
         if self.training_excluded is not None:
             blocked = torch.cat([blocked, self.training_excluded.nonzero().ravel()])
-        return linear_cross_entropy(states[has_target], weights, picked,
+        return linear_cross_entropy(states, weights, picked,
                                     n_classes=self.n_items + 1, blocked=blocked,
                                     bias=self.logit_bias())
 

@@ -113,6 +113,12 @@ class BERT4Rec(SequentialRecommender):
         key_mask = (items > 0)[:, None, None, :]
         return self.head(self.encoder(weights[items], causal=False, key_mask=key_mask))
 
+    def encode_at(self, items: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor,
+                  positions: torch.Tensor) -> torch.Tensor:
+        key_mask = (items > 0)[:, None, None, :]
+        return self.head(self.encoder(weights[items], causal=False, key_mask=key_mask,
+                                      at=(rows, positions)))
+
     def logit_bias(self) -> torch.Tensor:
         """The per-item output bias RecBole's BERT4Rec adds to every logit."""
         return self.output_bias
@@ -124,7 +130,7 @@ class BERT4Rec(SequentialRecommender):
         padded = torch.zeros(items.shape[0], width, dtype=items.dtype, device=items.device)
         padded[:, : min(items.shape[1], width)] = items[:, :width]
         padded[rows, lengths] = self.mask_index
-        return self.encode(padded, weights)[rows, lengths]
+        return self.encode_at(padded, weights, rows, lengths)
 
     def window_weights(self, windows: torch.Tensor) -> torch.Tensor:
         """Each training sequence is one example, as in RecBole."""

@@ -10,6 +10,10 @@ from ..item_table import ItemTable, rng_kept
 from .base import SequentialRecommender
 
 
+# A last layer reading more than 1 / DENSE_SELECTION of its positions runs in full.
+DENSE_SELECTION = 4
+
+
 class TransformerBlock(nn.Module):
     """Post-norm transformer layer with separate attention and hidden dropout (RecBole's)."""
 
@@ -28,8 +32,25 @@ class TransformerBlock(nn.Module):
         self.norm_ff = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = nn.Dropout(hidden_dropout)
 
-    def forward(self, x: torch.Tensor, *, causal: bool,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, causal: bool, key_mask: torch.Tensor | None = None,
+                at: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """States of every position, or with ``at=(rows, positions)`` only of those.
+
+        Every position still serves as a key and value; only the queries, the output
+        projection and the feed-forward part run for the selected positions, so a layer
+        whose outputs are read at a few positions costs about a quarter of a full one.
+        """
+        if at is None:
+            return self._finish(x, self._attend_all(x, causal, key_mask))
+        rows, positions = at
+        if rows.numel() * DENSE_SELECTION > x.shape[0] * x.shape[1]:
+            # Gathering keys per query costs more than it saves when most positions are read.
+            return self._finish(x, self._attend_all(x, causal, key_mask))[rows, positions]
+        selected = x[rows, positions]
+        return self._finish(selected, self._attend_at(x, selected, rows, positions, causal,
+                                                      key_mask))
+
+    def _attend_all(self, x, causal, key_mask):
         batch, length, hidden = x.shape
         q, k, v = (
             self.qkv(x).view(batch, length, 3, self.n_heads, hidden // self.n_heads)
@@ -39,7 +60,27 @@ class TransformerBlock(nn.Module):
             q, k, v, attn_mask=key_mask, is_causal=causal,
             dropout_p=self.attn_dropout if self.training else 0.0,
         )
-        attended = attended.transpose(1, 2).reshape(batch, length, hidden)
+        return attended.transpose(1, 2).reshape(batch, length, hidden)
+
+    def _attend_at(self, x, selected, rows, positions, causal, key_mask):
+        batch, length, hidden = x.shape
+        head_size = hidden // self.n_heads
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(selected, weight[:hidden], bias[:hidden])
+        k, v = (F.linear(x, weight[hidden:], bias[hidden:])
+                .view(batch, length, 2, self.n_heads, head_size).permute(2, 0, 3, 1, 4))
+        allowed = torch.ones(rows.numel(), 1, 1, length, dtype=torch.bool, device=x.device)
+        if causal:
+            allowed &= (torch.arange(length, device=x.device) <= positions[:, None])[:, None, None]
+        if key_mask is not None:
+            allowed &= key_mask[rows]
+        attended = F.scaled_dot_product_attention(
+            q.view(-1, self.n_heads, 1, head_size), k[rows], v[rows], attn_mask=allowed,
+            dropout_p=self.attn_dropout if self.training else 0.0,
+        )
+        return attended.reshape(-1, hidden)
+
+    def _finish(self, x, attended):
         x = self.norm_attn(x + self.dropout(self.attn_out(attended)))
         return self.norm_ff(x + self.dropout(self.ff_out(F.gelu(self.ff_in(x)))))
 
@@ -61,11 +102,16 @@ class TransformerEncoder(nn.Module):
         )
 
     def forward(self, embedded: torch.Tensor, *, causal: bool,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+                key_mask: torch.Tensor | None = None,
+                at: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``(batch, length, hidden)`` states, or ``(len(rows), hidden)`` with ``at``."""
         positions = torch.arange(embedded.shape[1], device=embedded.device)
         x = self.dropout(self.norm(embedded + self.position(positions)))
-        for block in self.blocks:
-            x = block(x, causal=causal, key_mask=key_mask)
+        for depth, block in enumerate(self.blocks):
+            last = depth == len(self.blocks) - 1
+            x = block(x, causal=causal, key_mask=key_mask, at=at if last else None)
+        if at is not None and not self.blocks:
+            return x[at]
         return x
 
 
@@ -124,3 +170,7 @@ class SASRec(SequentialRecommender):
 
     def encode(self, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return self.encoder(weights[items], causal=True)
+
+    def encode_at(self, items: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor,
+                  positions: torch.Tensor) -> torch.Tensor:
+        return self.encoder(weights[items], causal=True, at=(rows, positions))
