@@ -1,7 +1,9 @@
 """The model contract shared by every backbone.
 
 A backbone implements only ``encode``: a batch of item sequences to one state per position.
-The base class owns the item table, input embedding, full-sort scoring and the loss.
+The base class owns the item table, input embedding, full-sort scoring and the loss. A
+backbone that can compute the states of a few positions more cheaply than all of them also
+overrides ``encode_at``, which the loss and evaluation call.
 """
 
 from __future__ import annotations
