@@ -96,6 +96,39 @@ def test_the_learning_rate_is_chosen_per_method_on_validation(folder, tmp_path):
     assert "chosen from 0.03, 0.001, 1e-05" in (out / "results.md").read_text()
 
 
+def test_short_grid_chooses_on_validation_then_trains_the_chosen_rate_in_full(folder, tmp_path,
+                                                                             capsys):
+    out = tmp_path / "out"
+    argv = toy_argv(folder, out, "--methods", "id,ace", "--lr-grid", "3e-2,1e-3,1e-5",
+                    "--grid-epochs", "1", "--max-epochs", "3", "--patience", "5")
+    assert main(argv) == 0
+    results = pd.read_csv(out / "results.csv")
+    for method, rows in results.groupby("method"):
+        candidates = rows[rows["epochs"] == 1]
+        assert sorted(candidates["lr"].unique()) == [1e-5, 1e-3, 3e-2]
+        assert not candidates["selected"].any()
+        valid = candidates[candidates["split"] == "valid"]
+        best = valid.loc[valid["ndcg@10"].idxmax(), "lr"]  # validation only
+        chosen = rows[rows["selected"]]
+        assert set(chosen["split"]) == {"valid", "test"} and len(chosen) == 2
+        assert set(chosen["lr"]) == {best} and set(chosen["epochs"]) == {3}
+        assert json.loads(chosen["settings"].iloc[0])["max_epochs"] == 3
+        assert set(json.loads(rows["lr_valid"].iloc[0])) == {"0.03", "0.001", "1e-05"}
+    printed = capsys.readouterr()
+    assert "after at most 1 epochs per candidate" in printed.out
+    assert "under other settings" not in printed.err  # candidates are not stale cells
+    # Run again: every cell is reused, nothing trains.
+    assert main(argv) == 0
+    assert "learning-rate candidate" not in capsys.readouterr().err
+
+
+def test_grid_epochs_beyond_max_epochs_is_a_one_line_error(folder, tmp_path, capsys):
+    argv = toy_argv(folder, tmp_path / "out", "--grid-epochs", "9", "--max-epochs", "3")
+    assert main(argv) == 2
+    assert "--grid-epochs 9: must be between 1 and --max-epochs (3)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_backbone_settings_of_the_reference_code_reach_the_model(folder, tmp_path):
     out = tmp_path / "out"
     argv = toy_argv(folder, out, "--methods", "id,pca", "--max-epochs", "1", "--lr", "1e-3")

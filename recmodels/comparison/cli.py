@@ -28,7 +28,9 @@ EPILOG = """\
 learning rates: without --lr, each method's rate is chosen from --lr-grid on the
 validation NDCG@10 of its first seed (never a test figure); the other seeds train at the
 chosen rate. results.csv records the grid, the chosen rate (column 'selected') and every
-candidate's validation score ('lr_valid').
+candidate's validation score ('lr_valid'). With --grid-epochs N the candidates train for
+at most N epochs (one budget for every method) and the chosen rate then trains under
+--max-epochs and --patience, for the first seed too: a grid that fits a CPU day.
 
 significance: results.md marks a figure with * when a paired one-tailed t-test over test
 users (scipy.stats.ttest_rel, alternative='greater', per-user metrics averaged over seeds)
@@ -149,6 +151,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr-grid", default=",".join(f"{lr:g}" for lr in DEFAULT_LR_GRID),
                         help="candidate learning rates, chosen per method and backbone on "
                              "the first seed's validation NDCG@10 (default: %(default)s)")
+    parser.add_argument("--grid-epochs", type=int, default=None, metavar="N",
+                        help="train the --lr-grid candidates for at most N epochs each (the "
+                             "same budget for every method), then the chosen rate under "
+                             "--max-epochs/--patience (default: every candidate trains under "
+                             "the full budget)")
     parser.add_argument("--k-core", type=int, default=5)
     parser.add_argument("--hidden-size", type=int, default=128,
                         help="item table width (every method reshapes to it)")
@@ -180,6 +187,14 @@ def parse_args(argv=None) -> argparse.Namespace:
             if f"--{name.replace('_', '-')}" not in given:
                 setattr(args, name, value)
     return args
+
+
+def _grid_epochs(args: argparse.Namespace) -> int | None:
+    """``--grid-epochs``, checked against ``--max-epochs``."""
+    if args.grid_epochs is not None and not 1 <= args.grid_epochs <= args.max_epochs:
+        raise InputError(f"--grid-epochs {args.grid_epochs}: must be between 1 and "
+                         f"--max-epochs ({args.max_epochs}).")
+    return args.grid_epochs
 
 
 def _located(where, exc: Exception) -> str:
@@ -314,6 +329,7 @@ def _compare(args: argparse.Namespace) -> int:
         backbones=_choices(args.backbones, BACKBONES, "--backbones"),
         seeds=_integers(args.seeds, "--seeds"), max_epochs=args.max_epochs,
         patience=args.patience, lr=args.lr, lr_grid=_rates(args.lr_grid, "--lr-grid"),
+        grid_epochs=_grid_epochs(args),
         device=args.device, window_stride=args.window_stride, hidden_size=args.hidden_size,
         max_len=args.max_len, k_core=args.k_core, overrides=_overrides(args.param),
         protocol=args.protocol, cold_share=cold_share, cold_choice=cold_choice)
@@ -327,7 +343,8 @@ def _compare(args: argparse.Namespace) -> int:
     rates = (f"learning rate {plan.lr:g} for every method" if plan.lr is not None else
              "each method's learning rate chosen from "
              f"{', '.join(f'{lr:g}' for lr in plan.lr_grid)} on the first seed's validation "
-             "NDCG@10")
+             "NDCG@10" + (f" after at most {plan.grid_epochs} epochs per candidate"
+                          if plan.short_grid else ""))
     trained = training_summary(results, plan.max_epochs, plan.patience)
     (args.out / "results.md").write_text(
         f"Test metrics, mean ± std over seeds ({args.data or 'built-in ml-latest-small'}; "

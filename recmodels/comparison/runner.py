@@ -44,6 +44,9 @@ class ComparisonPlan:
 
     ``lr`` fixes one learning rate for every method; without it each method's rate is
     chosen from ``lr_grid`` on the first seed's validation NDCG@10 (never a test figure).
+    ``grid_epochs`` trains the candidates for at most that many epochs (the same budget
+    for every method) and then the chosen rate under the full ``max_epochs``/``patience``;
+    without it every candidate trains under the full budget.
     ``protocol="cold-start"`` holds ``cold_share`` of the items out of training
     (``cold_choice``: the ``"latest"`` first interactions, or ``"random"``); see
     :mod:`recmodels.cold_start`.
@@ -71,6 +74,7 @@ class ComparisonPlan:
     batch_size: int = 256
     lr: float | None = None
     lr_grid: tuple[float, ...] = DEFAULT_LR_GRID
+    grid_epochs: int | None = None
     device: str = "auto"
     window_stride: int = 1
     k_core: int = 5
@@ -90,6 +94,9 @@ class ComparisonPlan:
         self.lr_grid = tuple(float(lr) for lr in self.lr_grid)
         if self.lr is None and not self.lr_grid:
             raise ValueError("give a learning rate (lr) or a non-empty lr_grid.")
+        if self.grid_epochs is not None and not 1 <= self.grid_epochs <= self.max_epochs:
+            raise ValueError(f"grid_epochs={self.grid_epochs} must be in [1, max_epochs="
+                             f"{self.max_epochs}].")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol={self.protocol!r} must be one of {list(PROTOCOLS)}.")
         if not 0 < self.cold_share <= MAX_SHARE:
@@ -102,14 +109,22 @@ class ComparisonPlan:
         """The candidates each method's first seed trains."""
         return (float(self.lr),) if self.lr is not None else self.lr_grid
 
+    @property
+    def short_grid(self) -> bool:
+        """Whether candidates train under ``grid_epochs`` and the chosen rate once more."""
+        return self.grid_epochs is not None and len(self.learning_rates) > 1
+
 
 def cell_settings(plan: ComparisonPlan, method: str, backbone: str, seed: int, lr: float,
-                  inputs: dict) -> dict:
-    """Everything that decides one cell's outcome; its fingerprint keys ``results.csv``."""
+                  inputs: dict, max_epochs: int | None = None) -> dict:
+    """Everything that decides one cell's outcome; its fingerprint keys ``results.csv``.
+
+    ``max_epochs`` replaces the plan's for a learning-rate candidate under ``grid_epochs``.
+    """
     return {"method": method,
             "method_settings": {**METHODS[method].defaults, **plan.overrides.get(method, {})},
             "backbone": backbone, "hidden_size": plan.hidden_size, "max_len": plan.max_len,
-            "lr": lr, "max_epochs": plan.max_epochs, "patience": plan.patience,
+            "lr": lr, "max_epochs": max_epochs or plan.max_epochs, "patience": plan.patience,
             "batch_size": plan.batch_size, "window_stride": plan.window_stride,
             "k_core": plan.k_core, "seed": seed, "device": resolve_device(plan.device).type,
             **backbone_settings(method, backbone), **protocol_settings(plan), **inputs,
@@ -174,17 +189,21 @@ class _Cells:
             self.inputs["new_items"] = array_digest(self.split.new_items)
             self._say(str(self.split))
         self.count, self.total = 0, 0
+        self.candidate_keys: set[str] = set()
 
     def _say(self, message: str) -> None:
         if self.verbose:
             print(message, file=sys.stderr, flush=True)
 
-    def ensure(self, method: str, backbone: str, seed: int, lr: float) -> pd.DataFrame:
+    def ensure(self, method: str, backbone: str, seed: int, lr: float,
+               max_epochs: int | None = None) -> pd.DataFrame:
         """The rows of this cell, trained now unless a row with its fingerprint exists."""
-        settings = cell_settings(self.plan, method, backbone, seed, lr, self.inputs)
+        settings = cell_settings(self.plan, method, backbone, seed, lr, self.inputs, max_epochs)
         key = fingerprint(settings)
         self.count += 1
-        label = f"[{self.count}/{self.total}] {method} + {backbone}, seed {seed}, lr {lr:g}"
+        label = (f"[{self.count}/{self.total}] {method} + {backbone}, seed {seed}, lr {lr:g}"
+                 + (f", learning-rate candidate (at most {max_epochs} epochs)"
+                    if max_epochs else ""))
         done = self.results[self.results["fingerprint"] == key]
         if len(done):
             return done
@@ -192,7 +211,9 @@ class _Cells:
                                  & (self.results["backbone"] == backbone)
                                  & (self.results["seed"] == seed)
                                  & np.isclose(self.results["lr"].astype(float), lr)]
-        if len(same_cell):
+        # Learning-rate candidates share method, seed and rate with the chosen cell by design.
+        same_cell = same_cell[~same_cell["fingerprint"].isin(self.candidate_keys)]
+        if len(same_cell) and not max_epochs:
             changed = settings_diff(json.loads(same_cell["settings"].iloc[-1]), settings)
             self._say(f"{label}: results.csv holds this cell under other settings "
                       f"({'; '.join(changed[:4])}); training it anew")
@@ -220,7 +241,7 @@ class _Cells:
             if stale != path:
                 stale.unlink()
         trainer = Trainer(model, data, lr=lr, batch_size=plan.batch_size,
-                          max_epochs=plan.max_epochs, patience=plan.patience, seed=seed,
+                          max_epochs=settings["max_epochs"], patience=plan.patience, seed=seed,
                           device=plan.device, checkpoint_path=path, verbose=self.verbose,
                           window_stride=plan.window_stride)
         try:
@@ -282,12 +303,17 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
     out.mkdir(parents=True, exist_ok=True)
     cells = _Cells(plan, data, E, out, verbose, first_seen)
     rates = plan.learning_rates
-    cells.total = len(plan.backbones) * len(plan.methods) * (len(rates) + len(plan.seeds) - 1)
+    per_method = len(rates) + len(plan.seeds) - 1 + plan.short_grid
+    cells.total = len(plan.backbones) * len(plan.methods) * per_method
+    grid_epochs = plan.grid_epochs if plan.short_grid else None
     in_plan: list[str] = []
     for backbone in plan.backbones:
         for method in plan.methods:
             first, *others = plan.seeds
-            candidates = {lr: cells.ensure(method, backbone, first, lr) for lr in rates}
+            candidates = {lr: cells.ensure(method, backbone, first, lr, grid_epochs)
+                          for lr in rates}
+            if grid_epochs:
+                cells.candidate_keys.update(*(rows["fingerprint"] for rows in candidates.values()))
             scores = {lr: float(rows.loc[(rows["split"] == "valid") & (rows["method"] == method),
                                          SELECTION_METRIC].iloc[0])
                       for lr, rows in candidates.items()}
@@ -296,10 +322,12 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
                 listed = ", ".join(f"{lr:g}: {score:.4f}" for lr, score in scores.items())
                 cells._say(f"{method} + {backbone}: lr {best:g} chosen on valid "
                            f"{SELECTION_METRIC} ({listed})")
-            trained = [cells.ensure(method, backbone, seed, best) for seed in others]
+            finals = [first, *others] if grid_epochs else others
+            trained = [cells.ensure(method, backbone, seed, best) for seed in finals]
             keys = list(pd.concat([*candidates.values(), *trained])["fingerprint"].unique())
-            chosen = set(candidates[best]["fingerprint"]).union(
-                *(rows["fingerprint"] for rows in trained))
+            chosen = set().union(*(rows["fingerprint"] for rows in trained))
+            if not grid_epochs:
+                chosen |= set(candidates[best]["fingerprint"])
             mask = cells.results["fingerprint"].isin(keys)
             cells.results.loc[mask, "selected"] = cells.results.loc[mask, "fingerprint"].isin(
                 chosen)
