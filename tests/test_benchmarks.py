@@ -78,3 +78,18 @@ def test_stride_table_reports_a_finished_run(tmp_path):
     epochs, best = int(rows["3"][4]), int(rows["3"][5])
     assert epochs == 2 and 1 <= best <= 2
     assert 0 < float(rows["3"][7]) <= 1  # test NDCG@10
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "bert4rec"])
+def test_profile_step_prints_the_operator_table_and_the_matmul_share(tmp_path, backbone):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from recmodels_helpers import toy_folder
+
+    folder = toy_folder(tmp_path / "toy")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "profile_step.py"), "--data", str(folder),
+         "--backbone", backbone, "--hidden-size", "16", "--steps", "3", "--threads", "1"],
+        capture_output=True, text=True, check=True, timeout=300)
+    assert "Self CPU" in result.stdout
+    share = re.search(r"matrix products (\d+) % of self CPU time", result.stdout)
+    assert share and 0 < int(share.group(1)) < 100
