@@ -25,14 +25,15 @@ def test_quick_then_full_into_one_folder_recomputes(folder, tmp_path, capsys):
     assert set(first["epochs"]) == {1}
     printed = capsys.readouterr().out
     # The line under the table says that both cells were cut by the cap, not early stopping.
-    assert ("Training: sasrec: id 1 epochs (best 1), ace 1 (best 1); 2 of 2 cells reached "
-            "the 1-epoch cap before early stopping") in printed
+    assert ("learning rate 0.001 for every method. Training: sasrec: id 1 epochs (best 1), "
+            "ace 1 (best 1); 2 of 2 cells reached the 1-epoch cap before early stopping"
+            ) in printed
     assert "Training: sasrec" in (out / "results.md").read_text()
     full = toy_argv(folder, out, "--methods", "id,ace", "--max-epochs", "2", "--lr", "1e-3")
     assert main(full) == 0
     err = capsys.readouterr().err
     assert "results.csv holds this cell under other settings (max_epochs: 1 -> 2; " \
-           "patience: 2 -> 10)" in err
+           "patience: 3 -> 10)" in err
     both = pd.read_csv(out / "results.csv")
     assert len(both) == 2 * len(first)  # the quick rows stay, new rows are added
     assert both["fingerprint"].nunique() == 4
