@@ -127,7 +127,7 @@ class TrainableTable(ItemTable):
     >>> with torch.no_grad():
     ...     _ = table.weight.mul_(5.0)
     >>> table.reset_parameters()
-    >>> float(table.weight.max())
+    >>> float(table.weight.detach().max())
     1.0
     """
 
