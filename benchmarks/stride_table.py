@@ -29,10 +29,8 @@ from recmodels import SASRec, TrainableTable, build_sequences, load_folder  # no
 from recmodels.datasets import example_folder  # noqa: E402
 
 
-def window_counts(stride: int, max_len: int) -> tuple[int, int]:
-    """Training windows and real tokens per epoch on the built-in data at ``stride``."""
-    interactions, items = load_folder(example_folder())
-    data = build_sequences(interactions, catalogue=items["item_id"])
+def window_counts(data, stride: int, max_len: int) -> tuple[int, int]:
+    """Training windows and real tokens per epoch of ``data`` at ``stride``."""
     windows = SASRec(TrainableTable(data.n_items, 8), max_len=max_len).training_windows(
         data, stride=stride)
     return windows.shape[0], int((windows[:, 0] > 0).sum())
@@ -72,12 +70,14 @@ def main() -> None:
     print(f"{'stride':>6s} {'windows':>8s} {'tokens':>9s} {'s/epoch':>8s} {'epochs':>6s} "
           f"{'best':>5s} {'valid N@10':>10s} {'test N@10':>9s} {'test R@10':>9s} "
           f"{'test N@20':>9s}")
+    interactions, items = load_folder(example_folder())
+    data = build_sequences(interactions, catalogue=items["item_id"])
     for stride in strides:
         folder = args.out / f"stride_{stride}"
         if not (folder / "results.csv").exists():
             print(f"{stride:6d}  (not run yet)")
             continue
-        windows, tokens = window_counts(stride, args.max_len)
+        windows, tokens = window_counts(data, stride, args.max_len)
         r = summarise(folder)
         print(f"{stride:6d} {windows:8d} {tokens:9d} {r['s/epoch']:8.1f} {r['epochs']:6d} "
               f"{r['best']:5d} {r['valid N@10']:10.4f} {r['test N@10']:9.4f} "

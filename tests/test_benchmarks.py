@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recmodels_helpers import toy_argv, toy_folder
+
+from recmodels.comparison.cli import main
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -62,11 +65,6 @@ def test_bench_train_flop_count_matches_a_hand_count(backbone, expected):
 
 
 def test_stride_table_reports_a_finished_run(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from recmodels_helpers import toy_argv, toy_folder
-
-    from recmodels.comparison.cli import main
-
     folder = toy_folder(tmp_path / "toy")
     assert main(toy_argv(folder, tmp_path / "stride_3", "--methods", "id", "--max-epochs", "2",
                          "--lr", "1e-3")) == 0
@@ -82,9 +80,6 @@ def test_stride_table_reports_a_finished_run(tmp_path):
 
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec"])
 def test_profile_step_prints_the_operator_table_and_the_matmul_share(tmp_path, backbone):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from recmodels_helpers import toy_folder
-
     folder = toy_folder(tmp_path / "toy")
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "profile_step.py"), "--data", str(folder),

@@ -126,7 +126,8 @@ before early stopping (patience 3); 2.5 min of training in these cells.
     test = results[(results["split"] == "test") & results["selected"].astype(bool)]
     blocks = []
     for backbone, block in test.groupby("backbone", sort=False):
-        cells = [f"{row.method}{f' seed {row.seed}' if block['seed'].nunique() > 1 else ''} "
+        several_seeds = block["seed"].nunique() > 1
+        cells = [f"{row.method}{f' seed {row.seed}' if several_seeds else ''} "
                  f"{int(row.epochs)}{' epochs' if not i else ''} (best {int(row.best_epoch)})"
                  for i, row in enumerate(block.itertuples())]
         blocks.append(f"{backbone}: " + ", ".join(cells))
