@@ -25,15 +25,16 @@ def test_quick_then_full_into_one_folder_recomputes(folder, tmp_path, capsys):
     assert set(first["epochs"]) == {1}
     printed = capsys.readouterr().out
     # The line under the table says that both cells were cut by the cap, not early stopping.
-    assert ("learning rate 0.001 for every method. Training: sasrec: id 1 epochs (best 1), "
+    assert ("learning rate 0.002 for every method. Training: sasrec: id 1 epochs (best 1), "
             "ace 1 (best 1); 2 of 2 cells reached the 1-epoch cap before early stopping"
             ) in printed
     assert "Training: sasrec" in (out / "results.md").read_text()
-    full = toy_argv(folder, out, "--methods", "id,ace", "--max-epochs", "2", "--lr", "1e-3")
+    full = toy_argv(folder, out, "--methods", "id,ace", "--max-epochs", "2", "--lr", "2e-3")
     assert main(full) == 0
     err = capsys.readouterr().err
-    assert "results.csv holds this cell under other settings (max_epochs: 1 -> 2; " \
-           "patience: 3 -> 10)" in err
+    assert err.count("results.csv holds this cell under other settings (") == 2
+    for change in ("max_epochs: 1 -> 2", "patience: 5 -> 10", "batch_size: 1024 -> 256"):
+        assert err.count(change) == 2, change
     both = pd.read_csv(out / "results.csv")
     assert len(both) == 2 * len(first)  # the quick rows stay, new rows are added
     assert both["fingerprint"].nunique() == 4

@@ -227,6 +227,8 @@ def _bad_timestamps(folder):
          "--param ace.lam=ten: 'ten' is not a number, True, False or None; write e.g. "
          "ace.lam=50.0."),
         ("out is a file", ["--out", "{tmp}/file"], "--out {tmp}/file: is a file, not a folder"),
+        ("batch size", ["--batch-size", "0"],
+         "--batch-size 0: must be a positive integer; write e.g. --batch-size 256."),
         ("k-core", ["--k-core", "99"], "--data {folder}: no interactions are left after 99-core"),
     ],
 )
