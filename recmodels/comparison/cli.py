@@ -170,9 +170,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "--max-epochs/--patience (default: every candidate trains under "
                              "the full budget)")
     parser.add_argument("--batch-size", type=int, default=256,
-                        help="training targets per optimiser step (SASRec and BERT4Rec count "
-                             "every trained position, GRU4Rec every window; default "
-                             "%(default)s)")
+                        help="training examples per optimiser step: SASRec and GRU4Rec "
+                             "count every target position, BERT4Rec every sequence, as "
+                             "RecBole does (default %(default)s)")
     parser.add_argument("--k-core", type=int, default=5)
     parser.add_argument("--hidden-size", type=int, default=128,
                         help="item table width (every method reshapes to it)")
