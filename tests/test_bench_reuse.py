@@ -124,6 +124,34 @@ def test_short_grid_chooses_on_validation_then_trains_the_chosen_rate_in_full(fo
     assert "learning-rate candidate" not in capsys.readouterr().err
 
 
+def test_chosen_rate_continues_its_candidate_exactly(folder, tmp_path, capsys):
+    grid, fixed = tmp_path / "grid", tmp_path / "fixed"
+    common = ("--methods", "id,ace", "--max-epochs", "3", "--patience", "5")
+    assert main(toy_argv(folder, grid, *common, "--lr-grid", "3e-2,1e-3",
+                         "--grid-epochs", "1")) == 0
+    err = capsys.readouterr().err
+    assert err.count("continuing the learning-rate candidate's run") == 2
+    assert err.count("after epoch 1") == 2
+    assert not list((grid / "checkpoints").glob("*.pt"))  # no candidate left behind
+    results = pd.read_csv(grid / "results.csv", dtype={"fingerprint": str})
+    for method in ("id", "ace"):
+        chosen = results[results["selected"] & (results["method"] == method)]
+        lr = chosen["lr"].iloc[0]
+        # The same cell trained from scratch at the chosen rate, in another folder.
+        assert main(toy_argv(folder, fixed, *common, "--methods", method, "--lr", f"{lr}")) == 0
+        alone = pd.read_csv(fixed / "results.csv", dtype={"fingerprint": str})
+        alone = alone[alone["method"] == method]
+        assert set(alone["fingerprint"]) == set(chosen["fingerprint"])
+        key = chosen["fingerprint"].iloc[0]
+        continued = json.loads((grid / "runs" / f"{key}.json").read_text())["history"]
+        scratch = json.loads((fixed / "runs" / f"{key}.json").read_text())["history"]
+        assert [h["epoch"] for h in continued] == [1, 2, 3]
+        for a, b in zip(continued, scratch):
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+            assert a["ndcg@10"] == pytest.approx(b["ndcg@10"], abs=1e-6)
+        assert np.array_equal(load_ranks(grid, key), load_ranks(fixed, key))
+
+
 def test_grid_epochs_beyond_max_epochs_is_a_one_line_error(folder, tmp_path, capsys):
     argv = toy_argv(folder, tmp_path / "out", "--grid-epochs", "9", "--max-epochs", "3")
     assert main(argv) == 2

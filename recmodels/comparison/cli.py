@@ -32,8 +32,9 @@ learning rates: without --lr, each method's rate is chosen from --lr-grid on the
 validation NDCG@10 of its first seed (never a test figure); the other seeds train at the
 chosen rate. results.csv records the grid, the chosen rate (column 'selected') and every
 candidate's validation score ('lr_valid'). With --grid-epochs N the candidates train for
-at most N epochs (one budget for every method) and the chosen rate then trains under
---max-epochs and --patience, for the first seed too: a grid that fits a CPU day.
+at most N epochs (one budget for every method) and the chosen rate then trains on under
+--max-epochs and --patience: the first seed continues its candidate's run from epoch N
+(exactly what a run from scratch gives), the other seeds start afresh.
 
 significance: results.md marks a figure with * when a paired one-tailed t-test over test
 users (scipy.stats.ttest_rel, alternative='greater', per-user metrics averaged over seeds)
@@ -166,9 +167,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "the first seed's validation NDCG@10 (default: %(default)s)")
     parser.add_argument("--grid-epochs", type=int, default=None, metavar="N",
                         help="train the --lr-grid candidates for at most N epochs each (the "
-                             "same budget for every method), then the chosen rate under "
-                             "--max-epochs/--patience (default: every candidate trains under "
-                             "the full budget)")
+                             "same budget for every method), then continue the chosen rate "
+                             "under --max-epochs/--patience (default: every candidate trains "
+                             "under the full budget)")
     parser.add_argument("--batch-size", type=int, default=256,
                         help="training examples per optimiser step: SASRec and GRU4Rec "
                              "count every target position, BERT4Rec every sequence, as "

@@ -45,8 +45,9 @@ class ComparisonPlan:
     ``lr`` fixes one learning rate for every method; without it each method's rate is
     chosen from ``lr_grid`` on the first seed's validation NDCG@10 (never a test figure).
     ``grid_epochs`` trains the candidates for at most that many epochs (the same budget
-    for every method) and then the chosen rate under the full ``max_epochs``/``patience``;
-    without it every candidate trains under the full budget.
+    for every method) and then continues the chosen rate's run under the full
+    ``max_epochs``/``patience`` (exactly what a run from scratch gives); without it every
+    candidate trains under the full budget.
     ``protocol="cold-start"`` holds ``cold_share`` of the items out of training
     (``cold_choice``: the ``"latest"`` first interactions, or ``"random"``); see
     :mod:`recmodels.cold_start`.
@@ -196,8 +197,14 @@ class _Cells:
             print(message, file=sys.stderr, flush=True)
 
     def ensure(self, method: str, backbone: str, seed: int, lr: float,
-               max_epochs: int | None = None) -> pd.DataFrame:
-        """The rows of this cell, trained now unless a row with its fingerprint exists."""
+               max_epochs: int | None = None, continue_from: str | None = None) -> pd.DataFrame:
+        """The rows of this cell, trained now unless a row with its fingerprint exists.
+
+        A learning-rate candidate (``max_epochs`` set) keeps its last checkpoint; the chosen
+        rate's full run passes that candidate's fingerprint as ``continue_from`` and resumes
+        from it, which is exact: only the stopping settings differ, and the trainer's resume
+        restores weights, optimiser and RNG states.
+        """
         settings = cell_settings(self.plan, method, backbone, seed, lr, self.inputs, max_epochs)
         key = fingerprint(settings)
         self.count += 1
@@ -219,12 +226,19 @@ class _Cells:
                       f"({'; '.join(changed[:4])}); training it anew")
         else:
             self._say(label)
-        rows = self._train(method, backbone, seed, lr, settings, key)
+        rows = self._train(method, backbone, seed, lr, settings, key, continue_from,
+                           keep_checkpoint=max_epochs is not None)
         self.results = pd.concat([self.results, rows], ignore_index=True)
         _write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
         return rows
 
-    def _train(self, method, backbone, seed, lr, settings, key) -> pd.DataFrame:
+    def _checkpoint(self, method: str, backbone: str, seed: int, lr: float,
+                    key: str = "*") -> Path:
+        """Where the cell's run is checkpointed; ``key="*"`` gives a glob over its versions."""
+        return self.out / "checkpoints" / f"{method}-{backbone}-s{seed}-lr{lr:g}-{key[:12]}.pt"
+
+    def _train(self, method, backbone, seed, lr, settings, key,
+               continue_from: str | None = None, keep_checkpoint: bool = False) -> pd.DataFrame:
         plan, split = self.plan, self.split
         data = self.data if split is None else split.data
         torch.manual_seed(seed)
@@ -234,10 +248,13 @@ class _Cells:
                                    **METHODS[method].backbone_settings.get(backbone, {}))
         if split is not None:
             model.exclude_from_training(split.new_items)
-        stem = f"{method}-{backbone}-s{seed}-lr{lr:g}"
-        checkpoints = self.out / "checkpoints"
-        path = checkpoints / f"{stem}-{key[:12]}.pt"
-        for stale in checkpoints.glob(f"{stem}-*.pt"):
+        path = self._checkpoint(method, backbone, seed, lr, key)
+        candidate = (None if continue_from is None
+                     else self._checkpoint(method, backbone, seed, lr, continue_from))
+        if candidate is not None and candidate.exists() and not path.exists():
+            self._say(f"continuing the learning-rate candidate's run from {candidate.name}")
+            os.replace(candidate, path)
+        for stale in path.parent.glob(self._checkpoint(method, backbone, seed, lr).name):
             if stale != path:
                 stale.unlink()
         trainer = Trainer(model, data, lr=lr, batch_size=plan.batch_size,
@@ -256,7 +273,8 @@ class _Cells:
         else:
             ranks, rows = evaluate_cell(trainer, result, split, method)
         _save_run(self.out, key, result, ranks)
-        path.unlink(missing_ok=True)
+        if not keep_checkpoint:
+            path.unlink(missing_ok=True)
         return pd.DataFrame([
             {"method": name, "backbone": backbone, "seed": seed, "lr": lr,
              "selected": False, "split": part,
@@ -323,7 +341,14 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
                 cells._say(f"{method} + {backbone}: lr {best:g} chosen on valid "
                            f"{SELECTION_METRIC} ({listed})")
             finals = [first, *others] if grid_epochs else others
-            trained = [cells.ensure(method, backbone, seed, best) for seed in finals]
+            continued = candidates[best]["fingerprint"].iloc[0] if grid_epochs else None
+            trained = [cells.ensure(method, backbone, seed, best,
+                                    continue_from=continued if seed == first else None)
+                       for seed in finals]
+            if grid_epochs:
+                for lr, rows in candidates.items():
+                    cells._checkpoint(method, backbone, first, lr,
+                                      rows["fingerprint"].iloc[0]).unlink(missing_ok=True)
             keys = list(pd.concat([*candidates.values(), *trained])["fingerprint"].unique())
             chosen = set().union(*(rows["fingerprint"] for rows in trained))
             if not grid_epochs:
