@@ -22,6 +22,7 @@ NDCG@10 after each epoch next to RecBole's from ``benchmarks/results/bench_train
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/batch_composition.py --backbone sasrec --epochs 2
     python benchmarks/batch_composition.py --variants targets,unsorted --seeds 1,2  # seed spread
+    python benchmarks/batch_composition.py --users 300 --epochs 1 --threads 1      # smoke check
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from bench_train import DATA, SETTINGS, read_interactions  # noqa: E402
-from recmodels import TrainableTable, Trainer, build_sequences  # noqa: E402
+from bench_train import DATA, SETTINGS, id_table, k_core, read_interactions  # noqa: E402
+from recmodels import Trainer, build_sequences  # noqa: E402
 from recmodels import trainer as trainer_module  # noqa: E402
 from recmodels.models import BACKBONES  # noqa: E402
 
@@ -50,7 +51,7 @@ def train(variant: str, backbone: str, data, epochs: int, seed: int) -> tuple[li
     its models."""
     s = SETTINGS
     torch.manual_seed(seed)
-    model = BACKBONES[backbone](TrainableTable(data.n_items, s["hidden"]), max_len=s["max_len"])
+    model = BACKBONES[backbone](id_table(data, backbone), max_len=s["max_len"])
     if variant == "windows":
         model.window_weights = lambda windows: torch.ones(windows.shape[0], dtype=torch.long)
     # One chunk per window: the length sort then never groups windows across a batch.
@@ -78,16 +79,18 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", default="0", help="comma-separated; RecBole's row is seed 0")
+    parser.add_argument("--users", type=int, default=None,
+                        help="the first N users only, without the 5-core filter (smoke check)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = build_sequences(read_interactions(DATA, None), k_core=5)
+    data = build_sequences(read_interactions(DATA, args.users), k_core=k_core(args))
     print(f"{args.backbone}, Beauty ({data.n_users} users, {data.n_items} items), "
           f"{args.epochs} epochs, lr {SETTINGS['lr']}, batch {SETTINGS['batch']}, "
           f"{args.threads} thread(s)", flush=True)
     print("| variant | seed | steps/epoch | valid NDCG@10 per epoch | train s/epoch |")
     print("|---|---|---|---|---|")
     theirs = recbole_history(args.backbone)
-    if theirs is not None:
+    if theirs is not None and args.users is None:
         print(f"| RecBole 1.2.1 (bench_train.json) | 0 | | "
               f"{', '.join(f'{v:.4f}' for v in theirs)} | |", flush=True)
     for variant, seed in itertools.product(args.variants.split(","),

@@ -253,11 +253,21 @@ def count_floor_flops(model, trainer, data, backbone: str, epochs: int):
             forward_flops(backbone, context, data.n_users, data.n_items))
 
 
+def id_table(data, backbone: str):
+    """``ace-bench``'s ID table for ``backbone`` (Xavier-normal on GRU4Rec, as RecBole's)."""
+    import numpy as np
+
+    from recmodels.comparison import build_table
+
+    return build_table("id", np.empty((data.n_items, 0), np.float32), data, SETTINGS["hidden"],
+                       backbone=backbone)
+
+
 def run_ours(args) -> dict:
     """Train ``args.backbone`` with recmodels as ``ace-bench`` builds it (ID table)."""
     import torch
 
-    from recmodels import TrainableTable, Trainer, build_sequences
+    from recmodels import Trainer, build_sequences
     from recmodels.models import BACKBONES as MODELS
 
     torch.set_num_threads(args.threads)
@@ -265,7 +275,7 @@ def run_ours(args) -> dict:
     data = build_sequences(read_interactions(args.data, args.users), k_core=k_core(args))
     torch.manual_seed(s["seed"])
     # ace-bench's "id" cells: the backbone's defaults, which are SETTINGS.
-    model = MODELS[args.backbone](TrainableTable(data.n_items, s["hidden"]), max_len=s["max_len"])
+    model = MODELS[args.backbone](id_table(data, args.backbone), max_len=s["max_len"])
     trainer = Trainer(model, data, lr=s["lr"], batch_size=s["batch"], max_epochs=args.epochs,
                       patience=args.epochs + 1, seed=s["seed"], device="cpu", verbose=False,
                       mask_seen=False)

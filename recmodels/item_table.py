@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "linear": None}
-ADAPTER_INITS = ("normal", "xavier")
+ADAPTER_INITS = ("normal", "xavier", "torch")
 RESIDUAL_INITS = ("normal", "zeros")
 
 
@@ -241,11 +241,12 @@ class AdapterTable(ItemTable):
         Width of the MLP's middle layer; None uses ``width // 2``.
     activation : {"relu", "leaky_relu", "linear"}, default="relu"
         Non-linearity between the two layers.
-    init : {"normal", "xavier"}, default="normal"
+    init : {"normal", "xavier", "torch"}, default="normal"
         Initial MLP weights. ``"normal"``: N(0, init_std^2) weights and zero biases, the
         initialisation the reference code's SASRec and BERT4Rec apply to their adapters.
         ``"xavier"``: Xavier-normal weights and torch's default biases, what its GRU4Rec
-        variants of whitening, WhitenRec+ and AlphaRec apply.
+        variants of whitening, WhitenRec+ and AlphaRec apply. ``"torch"``: torch's
+        default ``nn.Linear`` initialisation, what its GRU4Rec LLMEmb variant leaves.
     init_std : float, default=0.02
         Standard deviation of the ``"normal"`` weights.
 
@@ -292,7 +293,8 @@ class AdapterTable(ItemTable):
                 nn.init.zeros_(layer.bias)
             else:
                 layer.reset_parameters()
-                nn.init.xavier_normal_(layer.weight)
+                if self.init == "xavier":
+                    nn.init.xavier_normal_(layer.weight)
 
     def forward(self) -> torch.Tensor:
         return _with_padding_row(self.mlp(self.views).sum(dim=0))

@@ -88,3 +88,18 @@ def test_profile_step_prints_the_operator_table_and_the_matmul_share(tmp_path, b
     assert "Self CPU" in result.stdout
     share = re.search(r"matrix products (\d+) % of self CPU time", result.stdout)
     assert share and 0 < int(share.group(1)) < 100
+
+
+def test_batch_composition_prints_every_variant():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "batch_composition.py"), "--users", "300",
+         "--epochs", "1", "--threads", "1", "--seeds", "0,1"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    rows = re.findall(r"^\| (targets|unsorted|windows) \| (\d) \| (\d+) \| ([0-9.]+) \|",
+                      result.stdout, flags=re.M)
+    assert [(v, s) for v, s, _, _ in rows] == [(v, s) for v in ("targets", "unsorted", "windows")
+                                               for s in "01"]
+    steps = {v: int(n) for v, _, n, _ in rows}
+    assert steps["unsorted"] == steps["targets"] > steps["windows"] >= 1
+    assert "RecBole" not in result.stdout  # a slice is not bench_train's data

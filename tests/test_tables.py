@@ -231,3 +231,60 @@ def test_xavier_adapter_init_is_an_option(data, E):
         assert bias.any() and np.abs(bias).max() <= bound
     with pytest.raises(ValueError, match=r"init='kaiming' must be one of"):
         build("alpharec", E, data, adapter_init="kaiming")
+
+
+def _xavier_std(layer_or_shape):
+    rows, cols = (layer_or_shape.weight.shape if isinstance(layer_or_shape, nn.Module)
+                  else layer_or_shape)
+    return np.sqrt(2.0 / (rows + cols))
+
+
+@pytest.mark.parametrize("method", ["whiten", "whitenplus", "alpharec"])
+def test_gru4rec_cells_draw_adapters_and_output_layer_xavier_as_the_reference(data, E, method):
+    from recmodels.comparison.methods import METHODS
+    from recmodels.models import GRU4Rec
+
+    torch.manual_seed(0)
+    on_gru = build_table(method, E, data, HIDDEN, backbone="gru4rec")
+    torch.manual_seed(0)
+    on_sasrec = build_table(method, E, data, HIDDEN, backbone="sasrec")
+    assert (on_gru.init, on_sasrec.init) == ("xavier", "normal")
+    for layer in (m for m in on_gru.mlp if isinstance(m, nn.Linear)):
+        std = _xavier_std(layer)
+        assert 0.85 * std < layer.weight.detach().numpy().std() < 1.15 * std
+        assert layer.bias.detach().numpy().any()
+    model = GRU4Rec(on_gru, max_len=10, **METHODS[method].backbone_settings["gru4rec"])
+    std = _xavier_std(model.out)
+    assert 0.85 * std < model.out.weight.detach().numpy().std() < 1.15 * std
+    default = GRU4Rec(on_gru, max_len=10).out.weight.detach().numpy()  # kaiming-uniform
+    assert np.abs(default).max() <= 1 / np.sqrt(model.out.in_features)
+    # An explicit override still wins over the backbone's default.
+    assert build_table(method, E, data, HIDDEN, {"adapter_init": "normal"},
+                       backbone="gru4rec").init == "normal"
+
+
+def test_gru4rec_id_table_is_xavier_normal_and_llmemb_adapter_torch_default(data, E):
+    torch.manual_seed(0)
+    rows = build_table("id", E, data, HIDDEN, backbone="gru4rec")().detach().numpy()[1:]
+    std = _xavier_std((data.n_items + 1, HIDDEN))
+    assert 0.95 * std < rows.std() < 1.05 * std and abs(std - 0.02) > 0.05  # not N(0, 0.02)
+    torch.manual_seed(0)
+    llmemb = build_table("llmemb", E, data, HIDDEN, backbone="gru4rec")
+    for layer in (m for m in llmemb.mlp if isinstance(m, nn.Linear)):
+        bound = 1 / np.sqrt(layer.in_features)  # torch's nn.Linear default: U(-bound, bound)
+        weight = layer.weight.detach().numpy()
+        assert np.abs(weight).max() <= bound and weight.std() > 0.5 * bound / np.sqrt(3)
+
+
+def test_sasrec_and_bert4rec_settings_are_the_plain_defaults():
+    """Backbone defaults apply to GRU4Rec only: other cells keep their fingerprints."""
+    from recmodels.comparison.methods import METHODS
+
+    for method in METHODS.values():
+        for backbone in ("sasrec", "bert4rec", None):
+            assert method.settings(backbone) == method.defaults
+    from recmodels.comparison.cli import _overrides
+
+    # A GRU4Rec-only setting can still be set from the command line.
+    assert _overrides(["id.init=normal", "llmemb.adapter_init=xavier"]) == {
+        "id": {"init": "normal"}, "llmemb": {"adapter_init": "xavier"}}

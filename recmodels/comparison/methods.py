@@ -36,6 +36,16 @@ class Method:
     defaults: dict
     backbone_settings: dict[str, dict] = field(default_factory=dict)
     """Backbone arguments the reference code sets for this method, per backbone name."""
+    backbone_defaults: dict[str, dict] = field(default_factory=dict)
+    """Method settings the reference code uses on a backbone, in place of ``defaults``."""
+
+    def settings(self, backbone: str | None = None, overrides: dict | None = None) -> dict:
+        """The settings a table is built with: defaults < the backbone's < ``overrides``."""
+        return {**self.defaults, **self.backbone_defaults.get(backbone, {}), **(overrides or {})}
+
+    @property
+    def setting_names(self) -> set[str]:
+        return set(self.defaults).union(*self.backbone_defaults.values())
 
 
 def _init(matrix: np.ndarray, hidden: int) -> TrainableTable:
@@ -67,6 +77,10 @@ def _warm_sequences(data: SequenceData, warm: np.ndarray | None) -> list[np.ndar
 
 
 def _id(E, data, hidden, p, warm):
+    if p.get("init", "normal") == "xavier":
+        # RecBole's GRU4Rec: xavier_normal_ on the (n_items + 1) x hidden embedding.
+        return TrainableTable(data.n_items, hidden,
+                              init_std=float(np.sqrt(2.0 / (data.n_items + 1 + hidden))))
     return TrainableTable(data.n_items, hidden)
 
 
@@ -166,14 +180,22 @@ def _alphafuse(E, data, hidden, p, warm):
                           init=p["residual_init"], zero_rows=zero_rows)
 
 
+# The reference GRU4Rec variants of whitening, WhitenRec+ and AlphaRec draw their adapters
+# and the backbone's output layer Xavier-normal; its LLMEmb variant leaves the adapter at
+# torch's defaults; RecBole's GRU4Rec draws the ID table Xavier-normal (docs/methods.rst).
+_XAVIER_GRU = {"gru4rec": {"output_init": "xavier"}}
+_XAVIER_ADAPTER = {"gru4rec": {"adapter_init": "xavier"}}
+
 METHODS: dict[str, Method] = {
-    "id": Method(_id, {}),
+    "id": Method(_id, {}, backbone_defaults={"gru4rec": {"init": "xavier"}}),
     # The reference's LLM2X and AlphaFuse GRU4Rec model files set dropout_prob 0.3.
     "pca": Method(_pca, {"target_std": None}, {"gru4rec": {"dropout": 0.3}}),
-    "whiten": Method(_whiten, {"adapter_init": "normal"}),
-    "whitenplus": Method(_whitenplus, {"n_groups": 8, "adapter_init": "normal"}),
-    "alpharec": Method(_alpharec, {"adapter_init": "normal"}),
-    "llmemb": Method(_llmemb, {"pca_dim": 1536, "adapter_init": "normal"}),
+    "whiten": Method(_whiten, {"adapter_init": "normal"}, _XAVIER_GRU, _XAVIER_ADAPTER),
+    "whitenplus": Method(_whitenplus, {"n_groups": 8, "adapter_init": "normal"}, _XAVIER_GRU,
+                         _XAVIER_ADAPTER),
+    "alpharec": Method(_alpharec, {"adapter_init": "normal"}, _XAVIER_GRU, _XAVIER_ADAPTER),
+    "llmemb": Method(_llmemb, {"pca_dim": 1536, "adapter_init": "normal"},
+                     backbone_defaults={"gru4rec": {"adapter_init": "torch"}}),
     "alphafuse": Method(_alphafuse, {"null_dim": None, "residual_init": "normal"},
                         {"gru4rec": {"dropout": 0.3}}),
     "recpca": Method(_recpca, {"beta": 0.5, "window": 3, "target_std": 0.1}),
@@ -182,8 +204,8 @@ METHODS: dict[str, Method] = {
 
 
 def build_table(name: str, E: np.ndarray, data: SequenceData, hidden: int,
-                overrides: dict | None = None, *,
-                fit_rows: np.ndarray | None = None) -> ItemTable:
+                overrides: dict | None = None, *, fit_rows: np.ndarray | None = None,
+                backbone: str | None = None) -> ItemTable:
     """Item table of method ``name`` from the aligned matrix ``E`` (one row per item).
 
     Parameters
@@ -203,6 +225,10 @@ def build_table(name: str, E: np.ndarray, data: SequenceData, hidden: int,
         (the cold-start protocol's warm items, :attr:`ColdStartSplit.warm_rows
         <recmodels.cold_start.ColdStartSplit.warm_rows>`). AlphaFuse's other rows get a
         zero ID residual; AlphaRec fits nothing. None fits on every row.
+    backbone : str, optional
+        The backbone the table is for: where the reference code initialises a method's
+        table differently on it (GRU4Rec: Xavier-normal ID table and adapters), those
+        settings replace the defaults; ``overrides`` still win.
 
     Returns
     -------
@@ -226,11 +252,11 @@ def build_table(name: str, E: np.ndarray, data: SequenceData, hidden: int,
     ValueError: method 'ace' has no setting(s) ['alpha']; it takes ['center', 'gamma', 'lam'].
     """
     method = METHODS[name]
-    params = {**method.defaults, **(overrides or {})}
-    unknown = set(params) - set(method.defaults)
+    params = method.settings(backbone, overrides)
+    unknown = set(params) - method.setting_names
     if unknown:
         raise ValueError(f"method {name!r} has no setting(s) {sorted(unknown)}; it takes "
-                         f"{sorted(method.defaults) or 'none'}.")
+                         f"{sorted(method.setting_names) or 'none'}.")
     if fit_rows is not None:
         fit_rows = np.asarray(fit_rows, dtype=bool)
         if fit_rows.shape != (E.shape[0],) or fit_rows.sum() < 2:

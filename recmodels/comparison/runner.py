@@ -123,7 +123,7 @@ def cell_settings(plan: ComparisonPlan, method: str, backbone: str, seed: int, l
     ``max_epochs`` replaces the plan's for a learning-rate candidate under ``grid_epochs``.
     """
     return {"method": method,
-            "method_settings": {**METHODS[method].defaults, **plan.overrides.get(method, {})},
+            "method_settings": METHODS[method].settings(backbone, plan.overrides.get(method)),
             "backbone": backbone, "hidden_size": plan.hidden_size, "max_len": plan.max_len,
             "lr": lr, "max_epochs": max_epochs or plan.max_epochs, "patience": plan.patience,
             "batch_size": plan.batch_size, "window_stride": plan.window_stride,
@@ -243,7 +243,8 @@ class _Cells:
         data = self.data if split is None else split.data
         torch.manual_seed(seed)
         table = build_table(method, self.E, data, plan.hidden_size, plan.overrides.get(method),
-                            fit_rows=None if split is None else split.warm_rows)
+                            fit_rows=None if split is None else split.warm_rows,
+                            backbone=backbone)
         model = BACKBONES[backbone](table, max_len=plan.max_len,
                                    **METHODS[method].backbone_settings.get(backbone, {}))
         if split is not None:

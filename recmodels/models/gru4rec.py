@@ -9,6 +9,9 @@ from ..item_table import ItemTable, rng_kept
 from .base import SequentialRecommender
 
 
+OUTPUT_INITS = ("torch", "xavier")
+
+
 class GRU4Rec(SequentialRecommender):
     """GRU over the item embeddings, projected back to the item table's width.
 
@@ -23,11 +26,15 @@ class GRU4Rec(SequentialRecommender):
     dropout : float, default=0.5
         Dropout on the input embeddings (``dropout_prob`` of the reference GRU4Rec model
         file; the dataset file's hidden and attention dropout do not reach GRU4Rec).
+    output_init : {"torch", "xavier"}, default="torch"
+        The output layer's weights: torch's default (RecBole's GRU4Rec) or Xavier-normal
+        (the reference code's GRU4Rec variants of whitening, WhitenRec+ and AlphaRec).
 
     Notes
     -----
     Initialisation follows RecBole's GRU4Rec: Xavier-uniform GRU weights (no biases) and
-    torch's default for the output layer.
+    torch's default for the output layer unless ``output_init="xavier"``. The item table
+    keeps its own (``ace-bench``'s ID table on GRU4Rec is Xavier-normal, as RecBole's).
 
     Examples
     --------
@@ -39,8 +46,11 @@ class GRU4Rec(SequentialRecommender):
     """
 
     def __init__(self, item_table: ItemTable, *, max_len: int = 50, gru_hidden_size: int = 128,
-                 n_layers: int = 1, dropout: float = 0.5) -> None:
+                 n_layers: int = 1, dropout: float = 0.5, output_init: str = "torch") -> None:
         super().__init__(item_table, max_len=max_len)
+        if output_init not in OUTPUT_INITS:
+            raise ValueError(f"output_init={output_init!r} must be one of {list(OUTPUT_INITS)}.")
+        self.output_init = output_init
         self.dropout = nn.Dropout(dropout)
         with rng_kept():
             self.gru = nn.GRU(self.hidden_size, gru_hidden_size, n_layers, batch_first=True,
@@ -54,6 +64,8 @@ class GRU4Rec(SequentialRecommender):
         for weight in self.gru.parameters():
             nn.init.xavier_uniform_(weight)
         self.out.reset_parameters()
+        if self.output_init == "xavier":
+            nn.init.xavier_normal_(self.out.weight)
 
     def encode(self, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states, _ = self.gru(self.dropout(weights[items]))
