@@ -41,10 +41,13 @@ class FilterReport:
     users_after: int
     items_before: int
     items_after: int
+    max_history: int | None = None
 
     def __str__(self) -> str:
+        latest = ("" if self.max_history is None
+                  else f"each user's latest {self.max_history} interactions, then ")
         return (
-            f"{self.k_core}-core filtering ({self.iterations} iterations) kept "
+            f"{latest}{self.k_core}-core filtering ({self.iterations} iterations) kept "
             f"{self.interactions_after}/{self.interactions_before} interactions, "
             f"{self.users_after}/{self.users_before} users, "
             f"{self.items_after}/{self.items_before} items"
@@ -276,6 +279,7 @@ def build_sequences(
     catalogue: pd.Series | np.ndarray | None = None,
     k_core: int = 5,
     min_length: int = 3,
+    max_history: int | None = None,
 ) -> SequenceData:
     """Filter, order and index an interaction log.
 
@@ -291,6 +295,9 @@ def build_sequences(
         Iterative k-core: keep users and items with at least ``k_core`` interactions.
     min_length : int, default=3
         Users need a training item, a validation and a test target.
+    max_history : int, optional
+        Keep only each user's latest ``max_history`` interactions (by the order column),
+        before the k-core filter; the report counts what this removed. None keeps all.
 
     Returns
     -------
@@ -338,6 +345,13 @@ def build_sequences(
             )
 
     before = (len(frame), frame["user_id"].nunique(), frame["item_id"].nunique())
+    if max_history is not None:
+        if isinstance(max_history, bool) or not isinstance(max_history, (int, np.integer)) \
+                or max_history < min_length:
+            raise ValueError(f"max_history={max_history!r} must be an integer of at least "
+                             f"min_length={min_length} (a training, validation and test item).")
+        frame = frame.sort_values(["user_id", order], kind="stable")
+        frame = frame.groupby("user_id", sort=False).tail(int(max_history))
     frame, iterations = _kcore(frame, k_core)
     lengths = frame.groupby("user_id").size()
     frame = frame[frame["user_id"].map(lengths) >= min_length]
@@ -348,7 +362,7 @@ def build_sequences(
         )
     report = FilterReport(
         k_core, iterations, before[0], len(frame), before[1], frame["user_id"].nunique(),
-        before[2], frame["item_id"].nunique(),
+        before[2], frame["item_id"].nunique(), max_history,
     )
     if report.interactions_after < report.interactions_before:
         logger.warning("%s", report)

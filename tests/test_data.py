@@ -22,6 +22,26 @@ def test_kcore_is_iterative_and_reported():
     assert "6/8 interactions" in str(data.report)
 
 
+def test_max_history_keeps_each_users_latest_interactions_before_kcore():
+    log = synthetic_log(n_users=60, n_items=40, seed=3)
+    order = "timestamp" if "timestamp" in log.columns else "position"
+    full = build_sequences(log, k_core=1)
+    cut = build_sequences(log, k_core=1, max_history=5)
+    lengths = np.diff(full.offsets)
+    assert (lengths > 5).any()  # the cut has work to do
+    assert cut.n_users == full.n_users
+    np.testing.assert_array_equal(np.diff(cut.offsets), np.minimum(lengths, 5))
+    for user in range(full.n_users):  # the same users in the same (sorted) order
+        latest = full.item_ids[full.items[full.offsets[user]:full.offsets[user + 1]] - 1][-5:]
+        kept = cut.item_ids[cut.items[cut.offsets[user]:cut.offsets[user + 1]] - 1]
+        np.testing.assert_array_equal(kept, latest)
+    assert str(cut.report).startswith("each user's latest 5 interactions, then 1-core")
+    assert cut.report.interactions_before == len(log) > cut.report.interactions_after
+    for bad in (2, 0, 2.5, True):
+        with pytest.raises(ValueError, match="max_history=.* must be an integer of at least"):
+            build_sequences(log.sort_values(order), k_core=1, max_history=bad)
+
+
 def test_sequences_are_chronological_and_indexed_by_catalogue():
     log = pd.DataFrame({"user_id": ["u"] * 4, "item_id": ["c", "a", "b", "a"],
                         "timestamp": [30, 10, 20, 40]})

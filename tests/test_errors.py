@@ -230,6 +230,9 @@ def _bad_timestamps(folder):
         ("batch size", ["--batch-size", "0"],
          "--batch-size 0: must be a positive integer; write e.g. --batch-size 256."),
         ("k-core", ["--k-core", "99"], "--data {folder}: no interactions are left after 99-core"),
+        ("max history", ["--max-history", "2"],
+         "--max-history 2: a user needs at least 3 interactions (training, validation, test); "
+         "write e.g. --max-history 100, or leave it out to keep all."),
     ],
 )
 def test_argument_and_input_errors(folder, tmp_path, capsys, case, extra, expected):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,8 @@ DATASET_NAMES = {"ml-latest-small": "MovieLens", "beauty": "Beauty"}
 # stride and 1024-target steps are what let it finish in minutes on a CPU. Patience 5, not
 # 3: 706 validation users make the score jump between epochs, and 3 stopped on such jumps.
 QUICK = dict(methods="id,pca,ace", backbones="sasrec", seeds="0", max_epochs=100,
-             patience=5, window_stride=50, hidden_size=64, batch_size=1024, lr=2e-3)
+             patience=5, window_stride=50, hidden_size=64, batch_size=1024, lr=2e-3,
+             max_history=100)
 EPILOG = """\
 learning rates: without --lr, each method's rate is chosen from --lr-grid on the
 validation NDCG@10 of its first seed (never a test figure); the other seeds train at the
@@ -158,8 +160,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              f"{QUICK['patience']} epochs (at most {QUICK['max_epochs']}), "
                              f"hidden size {QUICK['hidden_size']}, window stride "
                              f"{QUICK['window_stride']}, batch size {QUICK['batch_size']}, "
-                             f"one learning rate ({QUICK['lr']:g}) "
-                             "for every method")
+                             f"each user's latest {QUICK['max_history']} interactions, "
+                             f"one learning rate ({QUICK['lr']:g}) for every method")
     parser.add_argument("--max-epochs", type=int, default=400)
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--lr", type=float, default=None,
@@ -177,6 +179,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "count every target position, BERT4Rec every sequence, as "
                              "RecBole does (default %(default)s)")
     parser.add_argument("--k-core", type=int, default=5)
+    parser.add_argument("--max-history", type=int, default=None, metavar="N",
+                        help="keep only each user's latest N interactions, before the k-core "
+                             "filter (default: all)")
     parser.add_argument("--hidden-size", type=int, default=128,
                         help="item table width (every method reshapes to it)")
     parser.add_argument("--max-len", type=int, default=50)
@@ -279,6 +284,10 @@ def load_inputs(args: argparse.Namespace, plan: ComparisonPlan | None = None):
     anything is written to ``args.out``.
     """
     folder = args.data or BUILTIN
+    if args.max_history is not None and args.max_history < 3:
+        raise InputError(f"--max-history {args.max_history}: a user needs at least 3 "
+                         "interactions (training, validation, test); write e.g. "
+                         "--max-history 100, or leave it out to keep all.")
     if not folder.is_dir():
         raise InputError(f"--data {folder}: no such folder; give a folder with "
                          "interactions.csv.gz and items.csv.gz.")
@@ -298,10 +307,17 @@ def load_inputs(args: argparse.Namespace, plan: ComparisonPlan | None = None):
         except ValueError as exc:
             raise InputError(_located(items_file, exc)) from exc
         matrix = None
+    # The filter report is printed once below; the library's own warning would repeat it.
+    data_logger = logging.getLogger("recmodels.data")
+    level = data_logger.level
+    data_logger.setLevel(logging.ERROR)
     try:
-        data = build_sequences(interactions, catalogue=items["item_id"], k_core=args.k_core)
+        data = build_sequences(interactions, catalogue=items["item_id"], k_core=args.k_core,
+                               max_history=args.max_history)
     except ValueError as exc:
         raise InputError(f"--data {folder}: {exc}") from exc
+    finally:
+        data_logger.setLevel(level)
     print(data.report, file=sys.stderr)
     first_seen = None if plan is None else _first_seen(args, plan, interactions, data)
     if matrix is None:
@@ -351,8 +367,8 @@ def _compare(args: argparse.Namespace) -> int:
         patience=args.patience, lr=args.lr, lr_grid=_rates(args.lr_grid, "--lr-grid"),
         grid_epochs=_grid_epochs(args),
         device=args.device, window_stride=args.window_stride, hidden_size=args.hidden_size,
-        max_len=args.max_len, k_core=args.k_core, batch_size=_positive(args.batch_size,
-                                                                       "--batch-size"),
+        max_len=args.max_len, k_core=args.k_core, max_history=args.max_history,
+        batch_size=_positive(args.batch_size, "--batch-size"),
         overrides=_overrides(args.param),
         protocol=args.protocol, cold_share=cold_share, cold_choice=cold_choice)
     started = time.perf_counter()
@@ -368,14 +384,16 @@ def _compare(args: argparse.Namespace) -> int:
              "NDCG@10" + (f" after at most {plan.grid_epochs} epochs per candidate"
                           if plan.short_grid else ""))
     trained = training_summary(results, plan.max_epochs, plan.patience)
+    history = ("" if plan.max_history is None
+               else f" (each user's latest {plan.max_history} interactions)")
     (args.out / "results.md").write_text(
         f"Test metrics, mean ± std over seeds ({args.data or 'built-in ml-latest-small'}; "
-        f"{data.n_users} users, {data.n_items} items; {rates}).\n\n{table}\n\n"
+        f"{data.n_users} users, {data.n_items} items{history}; {rates}).\n\n{table}\n\n"
         f"Training: {trained}\n")
     figure = write_spectrum(E, args.out)
     print(table)
-    print(f"Test metrics of {data.n_users} users over {data.n_items} items, full ranking; "
-          f"{rates}. Training: {trained}")
+    print(f"Test metrics of {data.n_users} users over {data.n_items} items{history}, full "
+          f"ranking; {rates}. Training: {trained}")
     print(f"wrote {args.out / 'results.csv'}, {args.out / 'results.md'}, {figure} "
           f"in {time.perf_counter() - started:.0f} s")
     return 0

@@ -50,7 +50,9 @@ class ComparisonPlan:
     candidate trains under the full budget.
     ``protocol="cold-start"`` holds ``cold_share`` of the items out of training
     (``cold_choice``: the ``"latest"`` first interactions, or ``"random"``); see
-    :mod:`recmodels.cold_start`.
+    :mod:`recmodels.cold_start`. ``max_history`` records that the data were cut to each
+    user's latest interactions (``ace-bench --max-history``); the cut itself is made by
+    :func:`~recmodels.build_sequences`.
 
     Examples
     --------
@@ -79,6 +81,7 @@ class ComparisonPlan:
     device: str = "auto"
     window_stride: int = 1
     k_core: int = 5
+    max_history: int | None = None
     overrides: dict[str, dict] = field(default_factory=dict)
     protocol: str = "standard"
     cold_share: float = 0.1
@@ -128,6 +131,8 @@ def cell_settings(plan: ComparisonPlan, method: str, backbone: str, seed: int, l
             "lr": lr, "max_epochs": max_epochs or plan.max_epochs, "patience": plan.patience,
             "batch_size": plan.batch_size, "window_stride": plan.window_stride,
             "k_core": plan.k_core, "seed": seed, "device": resolve_device(plan.device).type,
+            # Only when set, so that earlier cells keep their fingerprints.
+            **({"max_history": plan.max_history} if plan.max_history is not None else {}),
             **backbone_settings(method, backbone), **protocol_settings(plan), **inputs,
             "version": __version__}
 
