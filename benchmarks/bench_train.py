@@ -26,7 +26,8 @@ the rows, so that docs can quote them.
 5-core filter (which would empty a small slice; the full file is already 5-core).
 ``--seed S`` seeds both sides (default 0): the NDCG columns move by a few thousandths
 between seeds, so one seed cannot rank the two. One side alone, e.g. RecBole's SASRec at
-another seed (prints one ``RESULT`` JSON line):
+another seed (prints one ``RESULT`` JSON line); ``--no-dropout`` sets every dropout rate to
+0 on both sides, to tell dropout's share of a quality gap from the rest:
 
     .recbole-venv/bin/python benchmarks/bench_train.py --worker recbole --backbones sasrec \
         --epochs 2 --seed 1
@@ -111,7 +112,8 @@ def recbole_config(backbone: str, folder: Path, args) -> dict:
     dict
         ``config_dict`` for ``recbole.config.Config``.
     """
-    s = SETTINGS
+    s = {**SETTINGS, **({"hidden_dropout": 0.0, "attn_dropout": 0.0, "gru_dropout": 0.0}
+                        if args.no_dropout else {})}
     transformer = {"n_layers": s["layers"], "n_heads": s["heads"], "hidden_size": s["hidden"],
                    "inner_size": s["inner"], "hidden_dropout_prob": s["hidden_dropout"],
                    "attn_dropout_prob": s["attn_dropout"], "hidden_act": "gelu",
@@ -282,6 +284,12 @@ def run_ours(args) -> dict:
     torch.manual_seed(args.seed)
     # ace-bench's "id" cells: the backbone's defaults, which are SETTINGS.
     model = MODELS[args.backbone](id_table(data, args.backbone), max_len=s["max_len"])
+    if args.no_dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+            if isinstance(getattr(module, "attn_dropout", None), float):
+                module.attn_dropout = 0.0
     trainer = Trainer(model, data, lr=s["lr"], batch_size=s["batch"], max_epochs=args.epochs,
                       patience=args.epochs + 1, seed=args.seed, device="cpu", verbose=False,
                       mask_seen=False)
@@ -318,6 +326,7 @@ def launch(worker: str, backbone: str, args) -> dict:
     command = [python, __file__, "--worker", worker, "--backbones", backbone,
                "--epochs", str(args.epochs), "--threads", str(args.threads),
                "--data", str(args.data), "--seed", str(args.seed)]
+    command += ["--no-dropout"] if args.no_dropout else []
     command += [] if args.users is None else ["--users", str(args.users)]
     env = dict(os.environ, PYTHONPATH="" if worker == "recbole" else str(ROOT))
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -384,6 +393,8 @@ def main() -> None:
                         help="comma-separated, from " + ", ".join(BACKBONES))
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=SETTINGS["seed"])
+    parser.add_argument("--no-dropout", action="store_true",
+                        help="every dropout rate 0 on both sides (a diagnostic, not the paper's)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--users", type=int, help="only the first N users (smoke check)")
