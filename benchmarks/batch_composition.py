@@ -18,10 +18,14 @@ NDCG@10 after each epoch next to RecBole's from ``benchmarks/results/bench_train
 - ``unsorted``: the same step size, windows in a uniformly random order (no length
   sorting), so only the all-positions-per-window grouping remains;
 - ``windows``: 256 windows (users) per step, every position of each: RecBole's user
-  diversity per step, at about 7x fewer steps per epoch on Beauty.
+  diversity per step, at about 7x fewer steps per epoch on Beauty;
+- ``prefixes``: RecBole's rows, one per target (``sequences="prefixes"``): 256 targets of
+  up to 256 users per step, each with its own dropout masks, at several times the encoder
+  work.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/batch_composition.py --backbone sasrec --epochs 2
     python benchmarks/batch_composition.py --variants targets,unsorted --seeds 1,2  # seed spread
+    python benchmarks/batch_composition.py --backbone gru4rec --variants prefixes --seeds 0,1
     python benchmarks/batch_composition.py --users 300 --epochs 1 --threads 1      # smoke check
 """
 
@@ -42,7 +46,7 @@ from recmodels import Trainer, build_sequences  # noqa: E402
 from recmodels import trainer as trainer_module  # noqa: E402
 from recmodels.models import BACKBONES  # noqa: E402
 
-VARIANTS = ("targets", "unsorted", "windows")
+VARIANTS = ("targets", "unsorted", "windows", "prefixes")
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_train.json"
 
 
@@ -51,7 +55,8 @@ def train(variant: str, backbone: str, data, epochs: int, seed: int) -> tuple[li
     its models."""
     s = SETTINGS
     torch.manual_seed(seed)
-    model = BACKBONES[backbone](id_table(data, backbone), max_len=s["max_len"])
+    model = BACKBONES[backbone](id_table(data, backbone), max_len=s["max_len"],
+                                **({"sequences": "prefixes"} if variant == "prefixes" else {}))
     if variant == "windows":
         model.window_weights = lambda windows: torch.ones(windows.shape[0], dtype=torch.long)
     # One chunk per window: the length sort then never groups windows across a batch.

@@ -100,15 +100,40 @@ def prefix_windows(data: SequenceData, max_len: int) -> np.ndarray:
     ndarray of shape (n_training_targets, max_len)
         Left-aligned, 0-padded; users in order, each user's prefixes by growing length.
     """
-    starts = data.offsets[:-1]
+    owner, begin, end = _prefix_bounds(data, max_len)
+    column = np.arange(max_len)
+    return _gather(data.items, (data.offsets[owner] + begin)[:, None] + column,
+                   column < (end - begin)[:, None])
+
+
+def _prefix_bounds(data: SequenceData, max_len: int):
+    """Per training target: its user, and the start and end of its prefix in the user's
+    sequence (the target is the item at ``end``)."""
     train_len = data.lengths - SPLIT_HOLDOUT["valid"]
     counts = np.clip(train_len - 1, 0, None)
     owner = np.repeat(np.arange(data.n_users), counts)
     end = np.arange(owner.size) - np.repeat(np.cumsum(counts) - counts, counts) + 1
-    begin = np.maximum(end - max_len, 0)
-    column = np.arange(max_len)
-    return _gather(data.items, (starts[owner] + begin)[:, None] + column,
-                   column < (end - begin)[:, None])
+    return owner, np.maximum(end - max_len, 0), end
+
+
+def causal_prefixes(data: SequenceData, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every training prefix with its one target, as RecBole trains SASRec and GRU4Rec.
+
+    The same targets as :func:`causal_windows` with ``stride=1``, each in a row of its own:
+    the encoder then runs once per target instead of once per window, and each target
+    draws its own dropout masks (in a window, all its targets share one).
+
+    Returns
+    -------
+    inputs, targets : ndarray of shape (n_training_targets, max_len)
+        ``inputs`` as :func:`prefix_windows`; ``targets`` is 0 except at each row's last
+        input position, which holds the item that follows the prefix.
+    """
+    inputs = prefix_windows(data, max_len)
+    owner, begin, end = _prefix_bounds(data, max_len)
+    targets = np.zeros_like(inputs)
+    targets[np.arange(owner.size), end - begin - 1] = data.items[data.offsets[owner] + end]
+    return inputs, targets
 
 
 def cloze_windows(data: SequenceData, max_len: int) -> np.ndarray:

@@ -96,10 +96,10 @@ def test_batch_composition_prints_every_variant():
          "--epochs", "1", "--threads", "1", "--seeds", "0,1"],
         capture_output=True, text=True, check=True, timeout=300,
     )
-    rows = re.findall(r"^\| (targets|unsorted|windows) \| (\d) \| (\d+) \| ([0-9.]+) \|",
-                      result.stdout, flags=re.M)
-    assert [(v, s) for v, s, _, _ in rows] == [(v, s) for v in ("targets", "unsorted", "windows")
-                                               for s in "01"]
+    rows = re.findall(r"^\| (\w+) \| (\d) \| (\d+) \| ([0-9.]+) \|", result.stdout, flags=re.M)
+    variants = ("targets", "unsorted", "windows", "prefixes")
+    assert [(v, s) for v, s, _, _ in rows] == [(v, s) for v in variants for s in "01"]
     steps = {v: int(n) for v, _, n, _ in rows}
-    assert steps["unsorted"] == steps["targets"] > steps["windows"] >= 1
+    # The same targets per step except "windows"; prefixes pack no two targets in a row.
+    assert steps["unsorted"] == steps["targets"] == steps["prefixes"] > steps["windows"] >= 1
     assert "RecBole" not in result.stdout  # a slice is not bench_train's data

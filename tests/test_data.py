@@ -86,6 +86,25 @@ def test_prefix_protocol_windows_match_brute_force():
     )
 
 
+def test_causal_prefixes_hold_each_target_once_with_its_prefix():
+    from recmodels.batching import causal_prefixes
+
+    data = build_sequences(synthetic_log(max_len=30), k_core=1)
+    L = 6
+    inputs, targets = causal_prefixes(data, L)
+    assert ((targets > 0).sum(axis=1) == 1).all()  # one target per row
+    last = (inputs > 0).sum(axis=1) - 1
+    assert (targets[np.arange(len(targets)), last] > 0).all()  # at the prefix's end
+    produced = [(tuple(row[row > 0]), int(row_t.max())) for row, row_t in zip(inputs, targets)]
+    expected = []
+    for u in range(data.n_users):
+        train = data.items[data.offsets[u] : data.offsets[u + 1] - 2]
+        expected += [(tuple(train[max(0, j - L) : j]), int(train[j])) for j in range(1, train.size)]
+    assert produced == expected  # users in order, each user's targets in order
+    window_inputs, window_targets = causal_windows(data, L)
+    assert sorted(t for _, t in produced) == sorted(window_targets[window_targets > 0].tolist())
+
+
 def test_cloze_windows_cover_every_training_item():
     data = build_sequences(synthetic_log(max_len=30), k_core=1)
     windows = cloze_windows(data, 7)

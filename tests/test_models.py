@@ -255,3 +255,27 @@ def test_bert4rec_output_bias_enters_scores_and_is_trained():
     model = small(BERT4Rec).train()
     _train_steps(model)
     assert float(model.output_bias.detach()[1:].abs().max()) > 0
+
+
+@pytest.mark.parametrize("backbone", [SASRec, GRU4Rec])
+def test_prefix_rows_train_the_same_targets_and_loss_as_windows(backbone):
+    from recmodels.provenance import module_settings
+
+    data = tiny_data()
+    windows, prefixes = small(backbone), small(backbone, sequences="prefixes")
+    prefixes.load_state_dict(windows.state_dict())
+    by_window, by_prefix = windows.training_windows(data), prefixes.training_windows(data)
+    assert len(by_prefix) > len(by_window)
+    assert torch.equal(prefixes.window_weights(by_prefix), torch.ones(len(by_prefix),
+                                                                      dtype=torch.long))
+    assert int(windows.window_weights(by_window).sum()) == len(by_prefix)  # every target once
+    windows.eval(), prefixes.eval()  # without dropout the two losses are one computation
+    with torch.no_grad():
+        full = windows.loss(by_window[:, 0], by_window[:, 1])
+        rowwise = prefixes.loss(by_prefix[:, 0], by_prefix[:, 1])
+    torch.testing.assert_close(rowwise, full, rtol=1e-5, atol=1e-6)
+    # The default leaves no instance setting, so earlier models describe as before.
+    assert "sequences" not in module_settings(windows)["model"]
+    assert module_settings(prefixes)["model"]["sequences"] == "prefixes"
+    with pytest.raises(ValueError, match="sequences='all' must be one of"):
+        small(backbone, sequences="all")

@@ -12,10 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..batching import causal_windows
+from ..batching import causal_prefixes, causal_windows
 from ..data import SequenceData
 from ..item_table import ItemTable
 from ._loss import linear_cross_entropy
+
+CAUSAL_SEQUENCES = ("windows", "prefixes")
 
 
 def trim_padding(items: torch.Tensor) -> torch.Tensor:
@@ -66,6 +68,10 @@ class SequentialRecommender(nn.Module):
     """
 
     causal: bool = True
+    # "windows" (every target of a window in one encoder pass) or "prefixes" (one row per
+    # target, RecBole's way); an instance attribute only when not the default, so that
+    # models of earlier versions keep their settings and checkpoints.
+    sequences: str = "windows"
 
     def __init__(self, item_table: ItemTable, *, max_len: int) -> None:
         super().__init__()
@@ -76,6 +82,12 @@ class SequentialRecommender(nn.Module):
         # Not in the state_dict: which items may be candidates is a setting of the training
         # run (the cold-start protocol's), not a weight.
         self.register_buffer("training_excluded", None, persistent=False)
+
+    def _set_sequences(self, sequences: str) -> None:
+        if sequences not in CAUSAL_SEQUENCES:
+            raise ValueError(f"sequences={sequences!r} must be one of {list(CAUSAL_SEQUENCES)}.")
+        if sequences != type(self).sequences:
+            self.sequences = sequences
 
     def reset_parameters(self) -> None:
         """Redraw every initial weight from torch's global RNG, as construction drew it.
@@ -226,9 +238,14 @@ class SequentialRecommender(nn.Module):
         """Every training example of a data set: ``(n_windows, channels, max_len)`` integers.
 
         Channel 0 holds the left-aligned input items; causal models keep targets in channel 1.
-        ``stride`` is passed to :func:`~recmodels.batching.causal_windows`.
+        ``stride`` is passed to :func:`~recmodels.batching.causal_windows`; with
+        ``sequences="prefixes"`` they come from :func:`~recmodels.batching.causal_prefixes`
+        and ``stride`` does not apply.
         """
-        inputs, targets = causal_windows(data, self.max_len, stride)
+        if self.sequences == "prefixes":
+            inputs, targets = causal_prefixes(data, self.max_len)
+        else:
+            inputs, targets = causal_windows(data, self.max_len, stride)
         return torch.from_numpy(np.stack([inputs, targets], axis=1))
 
     def training_batch(self, windows: torch.Tensor, generator: torch.Generator):

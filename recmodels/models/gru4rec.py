@@ -29,6 +29,9 @@ class GRU4Rec(SequentialRecommender):
     output_init : {"torch", "xavier"}, default="torch"
         The output layer's weights: torch's default (RecBole's GRU4Rec) or Xavier-normal
         (the reference code's GRU4Rec variants of whitening, WhitenRec+ and AlphaRec).
+    sequences : {"windows", "prefixes"}, default="windows"
+        Training rows: every target of a window in one pass, or a row per target as
+        RecBole trains (see :class:`~recmodels.SASRec`).
 
     Notes
     -----
@@ -46,8 +49,10 @@ class GRU4Rec(SequentialRecommender):
     """
 
     def __init__(self, item_table: ItemTable, *, max_len: int = 50, gru_hidden_size: int = 128,
-                 n_layers: int = 1, dropout: float = 0.5, output_init: str = "torch") -> None:
+                 n_layers: int = 1, dropout: float = 0.5, output_init: str = "torch",
+                 sequences: str = "windows") -> None:
         super().__init__(item_table, max_len=max_len)
+        self._set_sequences(sequences)
         if output_init not in OUTPUT_INITS:
             raise ValueError(f"output_init={output_init!r} must be one of {list(OUTPUT_INITS)}.")
         self.output_init = output_init

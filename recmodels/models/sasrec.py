@@ -143,6 +143,10 @@ class SASRec(SequentialRecommender):
     layer_norm_eps : float, default=1e-12
     init_std : float, default=0.02
         Standard deviation of the initial weights (the item table keeps its own).
+    sequences : {"windows", "prefixes"}, default="windows"
+        Training rows: ``"windows"`` trains every target of a window in one pass (fast);
+        ``"prefixes"`` gives each target a row of its own, as RecBole does (the same
+        targets and loss, several times the encoder work, a dropout mask per target).
 
     Examples
     --------
@@ -156,8 +160,9 @@ class SASRec(SequentialRecommender):
     def __init__(self, item_table: ItemTable, *, max_len: int = 50, n_layers: int = 2,
                  n_heads: int = 2, inner_size: int = 256, hidden_dropout: float = 0.5,
                  attn_dropout: float = 0.3, layer_norm_eps: float = 1e-12,
-                 init_std: float = 0.02) -> None:
+                 init_std: float = 0.02, sequences: str = "windows") -> None:
         super().__init__(item_table, max_len=max_len)
+        self._set_sequences(sequences)
         self.init_std = init_std
         with rng_kept():
             self.encoder = TransformerEncoder(self.hidden_size, max_len, n_layers, n_heads,
