@@ -21,7 +21,8 @@ NDCG@10 after each epoch next to RecBole's from ``benchmarks/results/bench_train
   diversity per step, at about 7x fewer steps per epoch on Beauty;
 - ``prefixes``: RecBole's rows, one per target (``sequences="prefixes"``): 256 targets of
   up to 256 users per step, each with its own dropout masks, at several times the encoder
-  work.
+  work;
+- ``recbole``: those rows in a uniformly random order, as RecBole shuffles its prefixes.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/batch_composition.py --backbone sasrec --epochs 2
     python benchmarks/batch_composition.py --variants targets,unsorted --seeds 1,2  # seed spread
@@ -41,12 +42,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from bench_train import DATA, SETTINGS, id_table, k_core, read_interactions  # noqa: E402
+from beauty_setup import DATA, SETTINGS, id_table, k_core, read_interactions  # noqa: E402
 from recmodels import Trainer, build_sequences  # noqa: E402
 from recmodels import trainer as trainer_module  # noqa: E402
 from recmodels.models import BACKBONES  # noqa: E402
 
-VARIANTS = ("targets", "unsorted", "windows", "prefixes")
+VARIANTS = ("targets", "unsorted", "windows", "prefixes", "recbole")
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_train.json"
 
 
@@ -56,11 +57,12 @@ def train(variant: str, backbone: str, data, epochs: int, seed: int) -> tuple[li
     s = SETTINGS
     torch.manual_seed(seed)
     model = BACKBONES[backbone](id_table(data, backbone), max_len=s["max_len"],
-                                **({"sequences": "prefixes"} if variant == "prefixes" else {}))
+                                **({"sequences": "prefixes"}
+                                   if variant in ("prefixes", "recbole") else {}))
     if variant == "windows":
         model.window_weights = lambda windows: torch.ones(windows.shape[0], dtype=torch.long)
     # One chunk per window: the length sort then never groups windows across a batch.
-    trainer_module.SORTISH_BATCHES = 0 if variant == "unsorted" else 32
+    trainer_module.SORTISH_BATCHES = 0 if variant in ("unsorted", "recbole") else 32
     trainer = Trainer(model, data, lr=s["lr"], batch_size=s["batch"], max_epochs=epochs,
                       patience=epochs + 1, seed=seed, device="cpu", verbose=False,
                       mask_seen=False)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -48,52 +47,24 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from beauty_setup import (  # noqa: E402
+    DATA,
+    SETTINGS,
+    id_table,
+    k_core,
+    peak_rss_mib,
+    read_interactions,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "beauty"
 BACKBONES = ("sasrec", "gru4rec", "bert4rec")
 RECBOLE_MODELS = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "bert4rec": "BERT4Rec"}
-# The paper's settings (docs METHODS.md sections 2 and 4): our backbones' defaults.
-SETTINGS = dict(hidden=128, layers=2, heads=2, inner=256, hidden_dropout=0.5,
-                attn_dropout=0.3, gru_hidden=128, gru_layers=1, gru_dropout=0.5,
-                mask_ratio=0.2, ft_ratio=0.5, max_len=50, batch=256, lr=1e-3, seed=0)
 # (what, target, higher is better): printed next to each backbone's figures.
 TARGETS = {"sasrec": {"epoch speed-up": 20.0, "ours / floor epoch": 2.0},
            "gru4rec": {"epoch speed-up": 10.0}, "bert4rec": {"epoch speed-up": 10.0}}
 EVAL_TARGET = 10.0
 GEMM_SHAPES = {"logits 256x128 @ 128x12102": (256, 128, 12102),
                "square 1024": (1024, 1024, 1024)}
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def read_interactions(data_dir: Path, users: int | None):
-    """The interaction file, or only its first ``users`` users (in order of appearance).
-
-    Parameters
-    ----------
-    data_dir : Path
-        Folder holding ``interactions.csv.gz`` (``user_id``, ``item_id``, ``position``).
-    users : int or None
-        Keep this many users, every interaction of each; None keeps all.
-
-    Returns
-    -------
-    DataFrame
-    """
-    import pandas as pd
-
-    frame = pd.read_csv(data_dir / "interactions.csv.gz", dtype={"user_id": str, "item_id": str})
-    if users is not None:
-        frame = frame[frame["user_id"].isin(frame["user_id"].unique()[:users])]
-    return frame
-
-
-def k_core(args) -> int:
-    """The k-core filter both sides apply: 5 on the whole file, none on a ``--users`` slice."""
-    return 5 if args.users is None else 1
 
 
 def recbole_config(backbone: str, folder: Path, args) -> dict:
@@ -259,16 +230,6 @@ def count_floor_flops(model, trainer, data, backbone: str, epochs: int):
     context = eval_batch(data, "valid", model.context_len).lengths + (0 if model.causal else 1)
     return ([3 * forward_flops(backbone, lengths, t, data.n_items) for t in n_targets],
             forward_flops(backbone, context, data.n_users, data.n_items))
-
-
-def id_table(data, backbone: str):
-    """``ace-bench``'s ID table for ``backbone`` (Xavier-normal on GRU4Rec, as RecBole's)."""
-    import numpy as np
-
-    from recmodels.comparison import build_table
-
-    return build_table("id", np.empty((data.n_items, 0), np.float32), data, SETTINGS["hidden"],
-                       backbone=backbone)
 
 
 def run_ours(args) -> dict:
