@@ -375,7 +375,9 @@ def _compare(args: argparse.Namespace) -> int:
     data, E, first_seen = load_inputs(args, plan)
     results = run_comparison(plan, data, E, args.out, first_seen=first_seen)
     if plan.protocol == "cold-start":
-        table = _cold_start_tables(results, args.out, make_split(plan, data, first_seen))
+        split = make_split(plan, data, first_seen)
+        table = _cold_start_tables(results, args.out, split)
+        data = split.data  # the users it evaluates; its catalogue holds the new items too
     else:
         table = markdown_table(results, list(METHODS), args.out)
     rates = (f"learning rate {plan.lr:g} for every method" if plan.lr is not None else
