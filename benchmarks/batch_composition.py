@@ -19,10 +19,11 @@ NDCG@10 after each epoch next to RecBole's from ``benchmarks/results/bench_train
   sorting), so only the all-positions-per-window grouping remains;
 - ``windows``: 256 windows (users) per step, every position of each: RecBole's user
   diversity per step, at about 7x fewer steps per epoch on Beauty;
-- ``prefixes``: RecBole's rows, one per target (``sequences="prefixes"``): 256 targets of
-  up to 256 users per step, each with its own dropout masks, at several times the encoder
-  work;
-- ``recbole``: those rows in a uniformly random order, as RecBole shuffles its prefixes.
+- ``prefixes``: RecBole's rows, one per target, shuffled (``sequences="prefixes"``): 256
+  targets of up to 256 users per step, each with its own dropout masks, at several times
+  the encoder work and with the padding of unsorted rows;
+- ``prefixes-sorted``: the same rows grouped by length as windows are, so that a step's
+  targets all sit at one position.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/batch_composition.py --backbone sasrec --epochs 2
     python benchmarks/batch_composition.py --variants targets,unsorted --seeds 1,2  # seed spread
@@ -47,7 +48,7 @@ from recmodels import Trainer, build_sequences  # noqa: E402
 from recmodels import trainer as trainer_module  # noqa: E402
 from recmodels.models import BACKBONES  # noqa: E402
 
-VARIANTS = ("targets", "unsorted", "windows", "prefixes", "recbole")
+VARIANTS = ("targets", "unsorted", "windows", "prefixes", "prefixes-sorted")
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_train.json"
 
 
@@ -58,11 +59,13 @@ def train(variant: str, backbone: str, data, epochs: int, seed: int) -> tuple[li
     torch.manual_seed(seed)
     model = BACKBONES[backbone](id_table(data, backbone), max_len=s["max_len"],
                                 **({"sequences": "prefixes"}
-                                   if variant in ("prefixes", "recbole") else {}))
+                                   if variant.startswith("prefixes") else {}))
+    if variant == "prefixes-sorted":
+        model.sort_by_length = True
     if variant == "windows":
         model.window_weights = lambda windows: torch.ones(windows.shape[0], dtype=torch.long)
     # One chunk per window: the length sort then never groups windows across a batch.
-    trainer_module.SORTISH_BATCHES = 0 if variant in ("unsorted", "recbole") else 32
+    trainer_module.SORTISH_BATCHES = 0 if variant == "unsorted" else 32
     trainer = Trainer(model, data, lr=s["lr"], batch_size=s["batch"], max_epochs=epochs,
                       patience=epochs + 1, seed=seed, device="cpu", verbose=False,
                       mask_seen=False)

@@ -260,7 +260,8 @@ class Trainer:
         lengths = (windows[:, 0] > 0).sum(dim=1)
         order = torch.randperm(n_windows, generator=generator)
         per_batch = max(1.0, self.batch_size / max(float(weights.float().mean()), 1e-9))
-        chunk = torch.arange(n_windows) // max(1, int(per_batch * SORTISH_BATCHES))
+        sortish = SORTISH_BATCHES if self.model.sort_by_length else 0
+        chunk = torch.arange(n_windows) // max(1, int(per_batch * sortish))
         order = order[torch.argsort(chunk * (windows.shape[-1] + 1) + lengths[order], stable=True)]
         batch_id = (torch.cumsum(weights[order], 0) - 1).clamp(min=0) // self.batch_size
         counts = torch.unique_consecutive(batch_id, return_counts=True)[1]

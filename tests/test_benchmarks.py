@@ -98,11 +98,12 @@ def test_batch_composition_prints_every_variant():
          "--epochs", "1", "--threads", "1", "--seeds", "0,1"],
         capture_output=True, text=True, check=True, timeout=300,
     )
-    rows = re.findall(r"^\| (\w+) \| (\d) \| (\d+) \| ([0-9.]+) \|", result.stdout, flags=re.M)
-    variants = ("targets", "unsorted", "windows", "prefixes", "recbole")
+    rows = re.findall(r"^\| ([\w-]+) \| (\d) \| (\d+) \| ([0-9.]+) \|", result.stdout,
+                      flags=re.M)
+    variants = ("targets", "unsorted", "windows", "prefixes", "prefixes-sorted")
     assert [(v, s) for v, s, _, _ in rows] == [(v, s) for v in variants for s in "01"]
     steps = {v: int(n) for v, _, n, _ in rows}
     # The same targets per step except "windows"; prefixes pack no two targets in a row.
-    assert (steps["unsorted"] == steps["targets"] == steps["prefixes"] == steps["recbole"]
-            > steps["windows"] >= 1)
+    assert (steps["unsorted"] == steps["targets"] == steps["prefixes"]
+            == steps["prefixes-sorted"] > steps["windows"] >= 1)
     assert "RecBole" not in result.stdout  # a slice is not bench_train's data

@@ -279,3 +279,22 @@ def test_prefix_rows_train_the_same_targets_and_loss_as_windows(backbone):
     assert module_settings(prefixes)["model"]["sequences"] == "prefixes"
     with pytest.raises(ValueError, match="sequences='all' must be one of"):
         small(backbone, sequences="all")
+
+
+def test_prefix_rows_are_shuffled_not_grouped_by_length():
+    from recmodels.trainer import Trainer
+
+    data = tiny_data()
+    model = small(SASRec, sequences="prefixes")
+    rows = model.training_windows(data)
+    lengths = (rows[:, 0] > 0).sum(dim=1).float()
+
+    def spread():  # mean spread of lengths inside a batch
+        batches = Trainer(model, data, batch_size=8)._epoch_batches(
+            rows, torch.Generator().manual_seed(0))
+        return float(torch.stack([lengths[b].std(correction=0) for b in batches]).mean())
+
+    assert model.sort_by_length is False and small(SASRec).sort_by_length is True
+    shuffled = spread()
+    model.sort_by_length = True
+    assert shuffled > 2 * spread()
