@@ -18,13 +18,7 @@ from .data import SequenceData
 from .evaluation import mean_metrics
 from .metrics import DEFAULT_KS
 from .models.base import SequentialRecommender
-from .provenance import (
-    fingerprint,
-    module_settings,
-    sequence_digest,
-    settings_diff,
-    state_digest,
-)
+from .provenance import fingerprint, module_settings, sequence_digest, settings_diff, state_digest
 
 
 # Windows are sorted by length within chunks of this many batches: enough randomness in

@@ -99,7 +99,8 @@ def test_causal_prefixes_hold_each_target_once_with_its_prefix():
     expected = []
     for u in range(data.n_users):
         train = data.items[data.offsets[u] : data.offsets[u + 1] - 2]
-        expected += [(tuple(train[max(0, j - L) : j]), int(train[j])) for j in range(1, train.size)]
+        expected += [(tuple(train[max(0, j - L) : j]), int(train[j]))
+                     for j in range(1, train.size)]
     assert produced == expected  # users in order, each user's targets in order
     window_inputs, window_targets = causal_windows(data, L)
     assert sorted(t for _, t in produced) == sorted(window_targets[window_targets > 0].tolist())

@@ -14,10 +14,10 @@ from ..cold_start import CHOICES, MAX_SHARE, first_seen_times
 from ..data import build_sequences, load_folder
 from ..datasets import example_folder
 from ..trainer import TrainingDivergedError
-from .cold import MAP_SUFFIX, NEW_SPLIT, PROTOCOLS, make_split
+from .cold import PROTOCOLS, make_split
 from .inputs import InputError, load_embeddings
 from .methods import METHODS
-from .report import markdown_table, training_summary, write_spectrum
+from .report import cold_start_tables, markdown_table, training_summary, write_spectrum
 from .runner import BACKBONES, DEFAULT_LR_GRID, ComparisonPlan, run_comparison
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
@@ -332,18 +332,6 @@ def load_inputs(args: argparse.Namespace, plan: ComparisonPlan | None = None):
     return data, data.align(matrix), first_seen
 
 
-def _cold_start_tables(results, out: Path, split) -> str:
-    order = [name for method in METHODS for name in (method, method + MAP_SUFFIX)]
-    n_new = int(split.target_is_new("test").sum())
-    return (f"{split}.\n\n#### All test users ({split.data.n_users})\n\n"
-            f"{markdown_table(results, order, out)}\n\n"
-            f"#### Users whose test target is a new item ({n_new})\n\n"
-            f"{markdown_table(results, order, out, NEW_SPLIT)}\n\n"
-            f"'{MAP_SUFFIX}': the new items' rows carried into the trained table by a ridge "
-            "map fitted on the warm items; without it, their rows as the method's reshaper "
-            "made them (ID-only: its initial random rows).")
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -376,7 +364,7 @@ def _compare(args: argparse.Namespace) -> int:
     results = run_comparison(plan, data, E, args.out, first_seen=first_seen)
     if plan.protocol == "cold-start":
         split = make_split(plan, data, first_seen)
-        table = _cold_start_tables(results, args.out, split)
+        table = cold_start_tables(results, args.out, split)
         data = split.data  # the users it evaluates; its catalogue holds the new items too
     else:
         table = markdown_table(results, list(METHODS), args.out)

@@ -11,7 +11,8 @@ from scipy.stats import ttest_rel
 from ace_transform.model_selection import lam_path
 
 from ..metrics import per_user_metrics
-from .cold import rank_name
+from .cold import MAP_SUFFIX, NEW_SPLIT, rank_name
+from .methods import METHODS
 from .runner import load_ranks
 
 TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -159,3 +160,17 @@ def write_spectrum(E: np.ndarray, out: Path, lams=(0.0, 1.0, 10.0, 50.0, 500.0),
 
     plt.close(figure)
     return out / "spectrum.png"
+
+
+def cold_start_tables(results: pd.DataFrame, out: Path, split) -> str:
+    """The cold-start report: every method and its ``+map`` variant, over all test users
+    and over the users whose test target is a new item (``split`` is the protocol's)."""
+    order = [name for method in METHODS for name in (method, method + MAP_SUFFIX)]
+    n_new = int(split.target_is_new("test").sum())
+    return (f"{split}.\n\n#### All test users ({split.data.n_users})\n\n"
+            f"{markdown_table(results, order, out)}\n\n"
+            f"#### Users whose test target is a new item ({n_new})\n\n"
+            f"{markdown_table(results, order, out, NEW_SPLIT)}\n\n"
+            f"'{MAP_SUFFIX}': the new items' rows carried into the trained table by a ridge "
+            "map fitted on the warm items; without it, their rows as the method's reshaper "
+            "made them (ID-only: its initial random rows).")
