@@ -115,9 +115,7 @@ def _overrides(pairs: list[str]) -> dict[str, dict]:
         if method not in METHODS:
             raise InputError(f"--param {pair}: unknown method {method!r}; choose from "
                              f"{sorted(METHODS)}.")
-        defaults = METHODS[method].settings()
-        for backbone_defaults in METHODS[method].backbone_defaults.values():
-            defaults = {**backbone_defaults, **defaults}
+        defaults = METHODS[method].known_settings
         if name not in defaults:
             raise InputError(f"--param {pair}: method {method!r} has no setting {name!r}; it "
                              f"takes {sorted(defaults) or 'none'}.")

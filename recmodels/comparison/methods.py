@@ -44,8 +44,12 @@ class Method:
         return {**self.defaults, **self.backbone_defaults.get(backbone, {}), **(overrides or {})}
 
     @property
-    def setting_names(self) -> set[str]:
-        return set(self.defaults).union(*self.backbone_defaults.values())
+    def known_settings(self) -> dict:
+        """Every setting the method takes, with a default value (the plain one first)."""
+        known: dict = {}
+        for values in (*self.backbone_defaults.values(), self.defaults):
+            known.update(values)
+        return known
 
 
 def _init(matrix: np.ndarray, hidden: int) -> TrainableTable:
@@ -253,10 +257,10 @@ def build_table(name: str, E: np.ndarray, data: SequenceData, hidden: int,
     """
     method = METHODS[name]
     params = method.settings(backbone, overrides)
-    unknown = set(params) - method.setting_names
+    unknown = set(params) - set(method.known_settings)
     if unknown:
         raise ValueError(f"method {name!r} has no setting(s) {sorted(unknown)}; it takes "
-                         f"{sorted(method.setting_names) or 'none'}.")
+                         f"{sorted(method.known_settings) or 'none'}.")
     if fit_rows is not None:
         fit_rows = np.asarray(fit_rows, dtype=bool)
         if fit_rows.shape != (E.shape[0],) or fit_rows.sum() < 2:
