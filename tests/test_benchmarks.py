@@ -107,3 +107,22 @@ def test_batch_composition_prints_every_variant():
     assert (steps["unsorted"] == steps["targets"] == steps["prefixes"]
             == steps["prefixes-sorted"] > steps["windows"] >= 1)
     assert "RecBole" not in result.stdout  # a slice is not bench_train's data
+
+
+def test_gru_packing_counts_fewer_steps_for_grouped_prefix_rows():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "gru_packing.py"), "--users", "300", "--steps", "2",
+         "--rounds", "1", "--threads", "1"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    rows = {name: (int(steps), int(run.replace(",", "")), int(real.replace(",", "")))
+            for name, steps, run, real in re.findall(
+                r"^\| ([\w-]+) \| [0-9.]+ \| (\d+) \| [0-9.]+ \| ([\d,]+) \| ([\d,]+) \|$",
+                result.stdout, flags=re.M)}
+    assert list(rows) == ["windows-padded", "windows-grouped", "prefixes-padded",
+                          "prefixes-grouped"]
+    padded, grouped = rows["prefixes-padded"], rows["prefixes-grouped"]
+    assert padded[0] == grouped[0] and padded[2] == grouped[2]  # same batches, same tokens
+    # Every real token runs; grouping runs far fewer padding steps than one padded pass.
+    assert grouped[2] <= grouped[1] < padded[1]
+    assert rows["windows-grouped"][1] <= rows["windows-padded"][1]

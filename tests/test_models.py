@@ -298,3 +298,31 @@ def test_prefix_rows_are_shuffled_not_grouped_by_length():
     shuffled = spread()
     model.sort_by_length = True
     assert shuffled > 2 * spread()
+
+
+def test_gru4rec_groups_prefix_rows_by_length_with_equal_states_and_gradients():
+    from recmodels.models.gru4rec import length_groups
+
+    data = tiny_data()
+    model = small(GRU4Rec, sequences="prefixes", dropout=0.0).train()
+    rows = model.training_windows(data)
+    items, targets = rows[:, 0], rows[:, 1]
+    has_target = targets > 0
+    assert length_groups((items > 0).sum(dim=1)) is not None  # this batch takes the groups
+
+    def loss_and_grads(grouped: bool):
+        model.zero_grad(set_to_none=True)
+        weights = model.item_weights()
+        at = has_target.nonzero(as_tuple=True)
+        states = (model.encode_at(items, weights, *at) if grouped
+                  else model.encode(items, weights)[at])
+        loss = (states ** 2).sum() + states.sum()
+        loss.backward()
+        return states.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    (grouped, grads), (plain, plain_grads) = loss_and_grads(True), loss_and_grads(False)
+    torch.testing.assert_close(grouped, plain, rtol=1e-5, atol=1e-6)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6)
+    # Rows of one length run as one pass: no groups to make.
+    assert length_groups(torch.tensor([8, 8, 7, 8])) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -10,6 +12,45 @@ from .base import SequentialRecommender
 
 
 OUTPUT_INITS = ("torch", "xavier")
+# encode_at groups rows whose lengths lie within this factor of each other.
+LENGTH_BAND = 1.5
+# ... and does so only when that cuts the GRU's steps to this share of the padded batch's:
+# each extra group is another GRU call.
+GROUPING_GAIN = 0.75
+
+
+def length_groups(needed: torch.Tensor):
+    """Rows grouped by the GRU steps they need, or None where one pass costs about as much.
+
+    Parameters
+    ----------
+    needed : Tensor of shape (batch,)
+        Steps each row needs (its last requested position + 1), at least 1.
+
+    Returns
+    -------
+    (order, counts, longest) or None
+        ``order`` lists the rows group by group, ``counts`` the rows in each group and
+        ``longest`` each group's longest row; None where grouping would not cut the steps
+        of one pass over the batch (``batch x needed.max()``) to ``GROUPING_GAIN`` or less.
+
+    Examples
+    --------
+    >>> import torch
+    >>> order, counts, longest = length_groups(torch.tensor([50, 2, 3, 48, 1, 2, 2, 1]))
+    >>> counts.tolist(), longest.tolist()
+    ([2, 3, 1, 2], [1, 2, 3, 50])
+    >>> length_groups(torch.tensor([50, 49, 50])) is None
+    True
+    """
+    band = torch.floor(torch.log(needed.double()) / math.log(LENGTH_BAND)).long()
+    order = torch.argsort(band, stable=True)
+    group = torch.unique_consecutive(band[order], return_inverse=True)[1]
+    counts = torch.bincount(group)
+    longest = torch.zeros_like(counts).scatter_reduce(0, group, needed[order], "amax")
+    if float((counts * longest).sum()) > GROUPING_GAIN * needed.numel() * float(needed.max()):
+        return None
+    return order, counts, longest
 
 
 class GRU4Rec(SequentialRecommender):
@@ -75,3 +116,39 @@ class GRU4Rec(SequentialRecommender):
     def encode(self, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states, _ = self.gru(self.dropout(weights[items]))
         return self.out(states)
+
+    def encode_at(self, items: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor,
+                  positions: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode`'s states at ``(rows[i], positions[i])``, without the padding's work.
+
+        The GRU is causal, so row ``r`` needs only the steps up to its last requested
+        position. Rows are grouped by those lengths (bands growing by ``LENGTH_BAND``) and
+        each group runs trimmed to its longest row, when that cuts the GRU's steps to
+        ``GROUPING_GAIN`` of one pass over the batch or less: a batch of shuffled prefix
+        rows (one target at each row's end) then costs about its real tokens instead of
+        the longest row times the batch; length-sorted windows keep one pass. The output
+        layer runs at the requested positions only. Dropout
+        draws its masks over the tokens each group runs, so in training the draws differ
+        from :meth:`encode`'s; without dropout the states are equal to float rounding.
+        """
+        batch = items.shape[0]
+        needed = torch.ones(batch, dtype=torch.long, device=items.device)
+        needed = needed.scatter_reduce(0, rows, positions + 1, "amax")
+        groups = length_groups(needed)
+        if groups is None:
+            # Rows of similar lengths (sorted windows): one pass, as encode makes it.
+            states, _ = self.gru(self.dropout(weights[items[:, : int(needed.max())]]))
+            return self.out(states[rows, positions])
+        order, counts, longest = groups
+        # Where each row's states start in the groups' concatenated (row, step) states.
+        group = torch.repeat_interleave(torch.arange(counts.numel(), device=items.device),
+                                        counts)
+        group_start = torch.cumsum(counts * longest, 0) - counts * longest
+        slot = torch.arange(batch, device=items.device) - (torch.cumsum(counts, 0) - counts)[group]
+        row_start = torch.empty_like(needed)
+        row_start[order] = group_start[group] + slot * longest[group]
+        chunks = []
+        for members, length in zip(torch.split(order, counts.tolist()), longest.tolist()):
+            states, _ = self.gru(self.dropout(weights[items[members, :length]]))
+            chunks.append(states.reshape(-1, states.shape[-1]))
+        return self.out(torch.cat(chunks)[row_start[rows] + positions])
