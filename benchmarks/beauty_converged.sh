@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 17: the converged Beauty comparison. MiniLM embeddings, the paper's protocol
+# (early stopping on validation NDCG@10, patience 10, at most 400 epochs), every method's
+# learning rate chosen on validation NDCG@10 from 1e-3, 5e-4, 1e-4 after at most 6 epochs
+# per candidate (one budget for every method), then the chosen rate to early stopping.
+# Stages in order of what the table needs first; each reuses finished cells and resumes a
+# killed one at its last epoch, so the run spreads over sessions (days on 2 CPU cores):
+#   1. SASRec, all nine methods, seed 0;
+#   2. SASRec seeds 1 and 2 for id, pca, alphafuse and ace (at seed 0's chosen rate);
+#   3. GRU4Rec and BERT4Rec: id, pca, whitenplus, alphafuse, recpca, ace, seed 0;
+#   4. GRU4Rec and BERT4Rec: whiten, alpharec, llmemb, seed 0.
+#
+#     bash benchmarks/beauty_converged.sh            # STAGES="1 2" runs only those
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data/beauty}
+OUT=${OUT:-benchmarks/results/beauty_converged}
+STAGES=${STAGES:-1 2 3 4}
+export OMP_WAIT_POLICY=PASSIVE
+bench() {
+  ace-bench --data "$DATA" --embeddings "$DATA/item_emb_all-MiniLM-L6-v2.f16.npy" \
+            --lr-grid 1e-3,5e-4,1e-4 --grid-epochs 6 --patience 10 --out "$OUT" "$@"
+}
+for stage in $STAGES; do
+  case $stage in
+    1) bench --backbones sasrec --seeds 0 \
+             --methods id,pca,whiten,whitenplus,alpharec,llmemb,alphafuse,recpca,ace ;;
+    2) bench --backbones sasrec --seeds 0,1,2 --methods id,pca,alphafuse,ace ;;
+    3) bench --backbones gru4rec,bert4rec --seeds 0 \
+             --methods id,pca,whitenplus,alphafuse,recpca,ace ;;
+    4) bench --backbones gru4rec,bert4rec --seeds 0 --methods whiten,alpharec,llmemb ;;
+    *) echo "unknown stage $stage (1-4)" >&2; exit 2 ;;
+  esac
+done
