@@ -171,3 +171,30 @@ def test_backbone_settings_of_the_reference_code_reach_the_model(folder, tmp_pat
         assert settings.get("backbone_settings", {}).get("dropout", 0.5) == dropout
         saved = json.loads((out / "runs" / f"{row['fingerprint']}.json").read_text())
         assert saved["trainer_settings"]["model"]["dropout"]["p"] == dropout
+
+
+def test_sequences_reaches_the_model_and_the_fingerprint_only_where_it_changes_it(folder,
+                                                                                 tmp_path):
+    out = tmp_path / "out"
+    argv = toy_argv(folder, out, "--methods", "id", "--max-epochs", "1", "--lr", "1e-3")
+    argv[argv.index("sasrec")] = "sasrec,bert4rec"
+
+    def cells():
+        results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
+        valid = results[results["split"] == "valid"].set_index("backbone")
+        return {backbone: (row["fingerprint"], json.loads(row["settings"]))
+                for backbone, row in valid.iterrows()}
+
+    assert main(argv) == 0
+    before = cells()
+    assert main([*argv, "--sequences", "prefixes"]) == 0
+    after = cells()
+    # BERT4Rec trains on prefixes already: the same cell, reused. SASRec's is a new cell.
+    assert after["bert4rec"][0] == before["bert4rec"][0]
+    assert after["sasrec"][0] != before["sasrec"][0]
+    assert "backbone_settings" not in before["sasrec"][1]
+    assert after["sasrec"][1]["backbone_settings"] == {"sequences": "prefixes"}
+    for key, _ in (before["sasrec"], after["sasrec"]):
+        saved = json.loads((out / "runs" / f"{key}.json").read_text())
+        assert saved["trainer_settings"]["model"]["model"].get("sequences", "windows") == (
+            "windows" if key == before["sasrec"][0] else "prefixes")

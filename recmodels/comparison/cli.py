@@ -12,6 +12,7 @@ import numpy as np
 
 from ..cold_start import CHOICES, MAX_SHARE, first_seen_times
 from ..data import build_sequences, load_folder
+from ..models.base import CAUSAL_SEQUENCES
 from ..datasets import example_folder
 from ..trainer import TrainingDivergedError
 from .cold import PROTOCOLS, make_split
@@ -186,6 +187,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--window-stride", type=int, default=1,
                         help="targets per extra training window on long sequences; 1 is the "
                              "exact prefix protocol, larger is faster")
+    parser.add_argument("--sequences", choices=CAUSAL_SEQUENCES, default=None,
+                        help="training rows of every backbone: windows (every target of a "
+                             "window in one pass) or prefixes (a row per target, as RecBole "
+                             "trains; several times the encoder work). Default: each "
+                             "backbone's own, windows for SASRec and GRU4Rec, prefixes for "
+                             "BERT4Rec")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--param", action="append", default=[], metavar="METHOD.SETTING=VALUE",
                         help="override a method setting, e.g. ace.lam=10 (repeatable)")
@@ -352,7 +359,8 @@ def _compare(args: argparse.Namespace) -> int:
         seeds=_integers(args.seeds, "--seeds"), max_epochs=args.max_epochs,
         patience=args.patience, lr=args.lr, lr_grid=_rates(args.lr_grid, "--lr-grid"),
         grid_epochs=_grid_epochs(args),
-        device=args.device, window_stride=args.window_stride, hidden_size=args.hidden_size,
+        device=args.device, window_stride=args.window_stride, sequences=args.sequences,
+        hidden_size=args.hidden_size,
         max_len=args.max_len, k_core=args.k_core, max_history=args.max_history,
         batch_size=_positive(args.batch_size, "--batch-size"),
         overrides=_overrides(args.param),

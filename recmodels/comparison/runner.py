@@ -10,6 +10,7 @@ cold-start protocol (:mod:`recmodels.comparison.cold`) each cell also writes row
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ from ace_transform import __version__
 from ..cold_start import CHOICES, MAX_SHARE
 from ..data import SequenceData
 from ..models import BACKBONES
+from ..models.base import CAUSAL_SEQUENCES
 from ..provenance import array_digest, fingerprint, sequence_digest, settings_diff
 from ..trainer import CheckpointMismatchError, Trainer, resolve_device
 from .cold import PROTOCOLS, evaluate_cell, make_split, protocol_settings
@@ -52,7 +54,9 @@ class ComparisonPlan:
     (``cold_choice``: the ``"latest"`` first interactions, or ``"random"``); see
     :mod:`recmodels.cold_start`. ``max_history`` records that the data were cut to each
     user's latest interactions (``ace-bench --max-history``); the cut itself is made by
-    :func:`~recmodels.build_sequences`.
+    :func:`~recmodels.build_sequences`. ``sequences`` sets every backbone's training rows
+    (``"windows"`` or ``"prefixes"``, see :class:`~recmodels.SASRec`); None keeps each
+    backbone's own default (windows for SASRec and GRU4Rec, prefixes for BERT4Rec).
 
     Examples
     --------
@@ -80,6 +84,7 @@ class ComparisonPlan:
     grid_epochs: int | None = None
     device: str = "auto"
     window_stride: int = 1
+    sequences: str | None = None
     k_core: int = 5
     max_history: int | None = None
     overrides: dict[str, dict] = field(default_factory=dict)
@@ -101,6 +106,9 @@ class ComparisonPlan:
         if self.grid_epochs is not None and not 1 <= self.grid_epochs <= self.max_epochs:
             raise ValueError(f"grid_epochs={self.grid_epochs} must be in [1, max_epochs="
                              f"{self.max_epochs}].")
+        if self.sequences not in (None, *CAUSAL_SEQUENCES):
+            raise ValueError(f"sequences={self.sequences!r} must be None (each backbone's "
+                             f"default) or one of {list(CAUSAL_SEQUENCES)}.")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol={self.protocol!r} must be one of {list(PROTOCOLS)}.")
         if not 0 < self.cold_share <= MAX_SHARE:
@@ -133,14 +141,19 @@ def cell_settings(plan: ComparisonPlan, method: str, backbone: str, seed: int, l
             "k_core": plan.k_core, "seed": seed, "device": resolve_device(plan.device).type,
             # Only when set, so that earlier cells keep their fingerprints.
             **({"max_history": plan.max_history} if plan.max_history is not None else {}),
-            **backbone_settings(method, backbone), **protocol_settings(plan), **inputs,
+            **backbone_settings(method, backbone, plan), **protocol_settings(plan), **inputs,
             "version": __version__}
 
 
-def backbone_settings(method: str, backbone: str) -> dict:
+def backbone_settings(method: str, backbone: str, plan: ComparisonPlan | None = None) -> dict:
     """``{"backbone_settings": ...}`` where the reference code sets backbone arguments for
-    this method (METHODS.md section 4), else nothing, so other cells' fingerprints stay."""
-    settings = METHODS[method].backbone_settings.get(backbone, {})
+    this method (METHODS.md section 4) or the plan's ``sequences`` differs from the
+    backbone's own default, else nothing, so other cells' fingerprints stay."""
+    settings = dict(METHODS[method].backbone_settings.get(backbone, {}))
+    if plan is not None and plan.sequences is not None:
+        default = inspect.signature(BACKBONES[backbone]).parameters["sequences"].default
+        if plan.sequences != default:
+            settings["sequences"] = plan.sequences
     return {"backbone_settings": settings} if settings else {}
 
 
@@ -250,8 +263,9 @@ class _Cells:
         table = build_table(method, self.E, data, plan.hidden_size, plan.overrides.get(method),
                             fit_rows=None if split is None else split.warm_rows,
                             backbone=backbone)
-        model = BACKBONES[backbone](table, max_len=plan.max_len,
-                                   **METHODS[method].backbone_settings.get(backbone, {}))
+        model = BACKBONES[backbone](
+            table, max_len=plan.max_len,
+            **backbone_settings(method, backbone, plan).get("backbone_settings", {}))
         if split is not None:
             model.exclude_from_training(split.new_items)
         path = self._checkpoint(method, backbone, seed, lr, key)
