@@ -8,10 +8,10 @@
 #   1. SASRec, all nine methods, seed 0;
 #   2. SASRec seeds 1 and 2 for id, pca, alphafuse and ace (at seed 0's chosen rate);
 #   3. GRU4Rec's training rows: ID-only on windows (the default) and on RecBole's prefix
-#      rows (--sequences prefixes, in OUT_gru4rec_prefixes: results.csv keeps one row per
-#      method, backbone, seed and rate), both converged, to choose stage 4's rows;
-#   4. GRU4Rec and BERT4Rec: id, pca, whitenplus, alphafuse, recpca, ace, seed 0, on the
-#      rows SEQUENCES names (default: each backbone's own; BERT4Rec's are prefixes);
+#      rows (--sequences prefixes; another fingerprint, so both stay in results.csv), both
+#      converged, to choose stage 4's rows;
+#   4. GRU4Rec and BERT4Rec: id, pca, whitenplus, alphafuse, recpca, ace, seed 0; with
+#      SEQUENCES=prefixes GRU4Rec trains on prefix rows (BERT4Rec always does, RecBole's way);
 #   5. GRU4Rec and BERT4Rec: whiten, alpharec, llmemb, seed 0, likewise.
 #
 #     bash benchmarks/beauty_converged.sh            # STAGES="1 2" runs only those
@@ -21,23 +21,28 @@ DATA=${DATA:-../shared/data/beauty}
 OUT=${OUT:-benchmarks/results/beauty_converged}
 STAGES=${STAGES:-1 2 3 4 5}
 SEQUENCES=${SEQUENCES:-}
+case $SEQUENCES in
+  ""|prefixes) ;;
+  *) echo "SEQUENCES=$SEQUENCES: leave it empty (windows for GRU4Rec) or set prefixes;" \
+          "BERT4Rec trains on prefixes either way" >&2; exit 2 ;;
+esac
 export OMP_WAIT_POLICY=PASSIVE
 bench() {
   ace-bench --data "$DATA" --embeddings "$DATA/item_emb_all-MiniLM-L6-v2.f16.npy" \
             --lr-grid 1e-3,5e-4,1e-4 --grid-epochs 6 --patience 10 "$@"
 }
-rows=(${SEQUENCES:+--sequences "$SEQUENCES"})
+rows=()
+if [ -n "$SEQUENCES" ]; then rows=(--sequences "$SEQUENCES"); fi
 for stage in $STAGES; do
   case $stage in
     1) bench --out "$OUT" --backbones sasrec --seeds 0 \
              --methods id,pca,whiten,whitenplus,alpharec,llmemb,alphafuse,recpca,ace ;;
     2) bench --out "$OUT" --backbones sasrec --seeds 0,1,2 --methods id,pca,alphafuse,ace ;;
     3) bench --out "$OUT" --backbones gru4rec --seeds 0 --methods id
-       bench --out "${OUT}_gru4rec_prefixes" --backbones gru4rec --seeds 0 --methods id \
-             --sequences prefixes ;;
-    4) bench --out "$OUT" --backbones gru4rec,bert4rec --seeds 0 "${rows[@]}" \
+       bench --out "$OUT" --backbones gru4rec --seeds 0 --methods id --sequences prefixes ;;
+    4) bench --out "$OUT" --backbones gru4rec,bert4rec --seeds 0 ${rows[@]+"${rows[@]}"} \
              --methods id,pca,whitenplus,alphafuse,recpca,ace ;;
-    5) bench --out "$OUT" --backbones gru4rec,bert4rec --seeds 0 "${rows[@]}" \
+    5) bench --out "$OUT" --backbones gru4rec,bert4rec --seeds 0 ${rows[@]+"${rows[@]}"} \
              --methods whiten,alpharec,llmemb ;;
     *) echo "unknown stage $stage (1-5)" >&2; exit 2 ;;
   esac

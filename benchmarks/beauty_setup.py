@@ -1,4 +1,4 @@
-"""The Beauty slice, settings and ID table that bench_train.py and batch_composition.py share.
+"""The Beauty slice, settings and ID table shared by bench_train, batch_composition, gru_packing.
 
 Importable from the RecBole virtual environment too: nothing here imports recmodels or
 torch at module level.

@@ -320,9 +320,20 @@ def test_gru4rec_groups_prefix_rows_by_length_with_equal_states_and_gradients():
         loss.backward()
         return states.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
+    calls = []
+    model.gru.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape))
     (grouped, grads), (plain, plain_grads) = loss_and_grads(True), loss_and_grads(False)
+    *group_shapes, padded_shape = calls
+    assert len(group_shapes) > 1  # encode_at ran the groups, each trimmed to its rows
+    assert sum(rows * steps for rows, steps, _ in group_shapes) < padded_shape[0] * padded_shape[1]
     torch.testing.assert_close(grouped, plain, rtol=1e-5, atol=1e-6)
     for name, grad in plain_grads.items():
         torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6)
     # Rows of one length run as one pass: no groups to make.
     assert length_groups(torch.tensor([8, 8, 7, 8])) is None
+    # Length-sorted windows keep one pass, whatever their lengths.
+    windows = small(GRU4Rec, dropout=0.0)
+    calls.clear()
+    windows.gru.register_forward_hook(lambda module, inputs, output: calls.append(1))
+    windows.encode_at(items, windows.item_weights(), *has_target.nonzero(as_tuple=True))
+    assert len(calls) == 1

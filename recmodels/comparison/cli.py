@@ -188,11 +188,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="targets per extra training window on long sequences; 1 is the "
                              "exact prefix protocol, larger is faster")
     parser.add_argument("--sequences", choices=CAUSAL_SEQUENCES, default=None,
-                        help="training rows of every backbone: windows (every target of a "
-                             "window in one pass) or prefixes (a row per target, as RecBole "
-                             "trains; several times the encoder work). Default: each "
-                             "backbone's own, windows for SASRec and GRU4Rec, prefixes for "
-                             "BERT4Rec")
+                        help="training rows: prefixes, one per training target as RecBole "
+                             "trains (several times the encoder work), or windows (SASRec, "
+                             "GRU4Rec: every target of a window in one pass; BERT4Rec: cloze "
+                             "windows cut from the end). Default: each backbone's own, "
+                             "windows for SASRec and GRU4Rec, prefixes for BERT4Rec")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--param", action="append", default=[], metavar="METHOD.SETTING=VALUE",
                         help="override a method setting, e.g. ace.lam=10 (repeatable)")

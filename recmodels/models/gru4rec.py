@@ -43,7 +43,7 @@ def length_groups(needed: torch.Tensor):
     >>> length_groups(torch.tensor([50, 49, 50])) is None
     True
     """
-    band = torch.floor(torch.log(needed.double()) / math.log(LENGTH_BAND)).long()
+    band = torch.floor(torch.log(needed.float()) / math.log(LENGTH_BAND)).long()
     order = torch.argsort(band, stable=True)
     group = torch.unique_consecutive(band[order], return_inverse=True)[1]
     counts = torch.bincount(group)
@@ -122,21 +122,22 @@ class GRU4Rec(SequentialRecommender):
         """:meth:`encode`'s states at ``(rows[i], positions[i])``, without the padding's work.
 
         The GRU is causal, so row ``r`` needs only the steps up to its last requested
-        position. Rows are grouped by those lengths (bands growing by ``LENGTH_BAND``) and
-        each group runs trimmed to its longest row, when that cuts the GRU's steps to
-        ``GROUPING_GAIN`` of one pass over the batch or less: a batch of shuffled prefix
-        rows (one target at each row's end) then costs about its real tokens instead of
-        the longest row times the batch; length-sorted windows keep one pass. The output
-        layer runs at the requested positions only. Dropout
-        draws its masks over the tokens each group runs, so in training the draws differ
-        from :meth:`encode`'s; without dropout the states are equal to float rounding.
+        position. Shuffled prefix rows (``sequences="prefixes"``, one target at each row's
+        end) are grouped by those lengths (bands growing by ``LENGTH_BAND``), each group
+        run trimmed to its longest row, when that cuts the GRU's steps to
+        ``GROUPING_GAIN`` of one pass over the batch or less: a batch then costs about its
+        real tokens instead of the longest row times the batch. Length-sorted windows
+        keep one pass over the batch, as :meth:`encode` makes it. The output layer runs at
+        the requested positions only. Grouped, dropout draws its masks over the steps each
+        group runs, so in training the draws differ from :meth:`encode`'s; without
+        dropout the states are equal to float rounding.
         """
         batch = items.shape[0]
         needed = torch.ones(batch, dtype=torch.long, device=items.device)
-        needed = needed.scatter_reduce(0, rows, positions + 1, "amax")
-        groups = length_groups(needed)
+        needed = needed.scatter_reduce(0, rows, (positions + 1).to(needed.dtype), "amax")
+        # Length-sorted rows (windows) keep one pass: their dropout draws stay encode's.
+        groups = None if self.sort_by_length else length_groups(needed)
         if groups is None:
-            # Rows of similar lengths (sorted windows): one pass, as encode makes it.
             states, _ = self.gru(self.dropout(weights[items[:, : int(needed.max())]]))
             return self.out(states[rows, positions])
         order, counts, longest = groups
