@@ -12,8 +12,8 @@ import numpy as np
 
 from ..cold_start import CHOICES, MAX_SHARE, first_seen_times
 from ..data import build_sequences, load_folder
-from ..models.base import CAUSAL_SEQUENCES
 from ..datasets import example_folder
+from ..models.base import CAUSAL_SEQUENCES
 from ..trainer import TrainingDivergedError
 from .cold import PROTOCOLS, make_split
 from .inputs import InputError, load_embeddings

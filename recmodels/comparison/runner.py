@@ -145,16 +145,24 @@ def cell_settings(plan: ComparisonPlan, method: str, backbone: str, seed: int, l
             "version": __version__}
 
 
-def backbone_settings(method: str, backbone: str, plan: ComparisonPlan | None = None) -> dict:
-    """``{"backbone_settings": ...}`` where the reference code sets backbone arguments for
-    this method (METHODS.md section 4) or the plan's ``sequences`` differs from the
-    backbone's own default, else nothing, so other cells' fingerprints stay."""
-    settings = dict(METHODS[method].backbone_settings.get(backbone, {}))
+def backbone_arguments(method: str, backbone: str,
+                       plan: ComparisonPlan | None = None) -> dict:
+    """Backbone arguments other than the defaults: those the reference code sets for this
+    method (METHODS.md section 4), and the plan's ``sequences`` where it differs from the
+    backbone's own default."""
+    arguments = dict(METHODS[method].backbone_settings.get(backbone, {}))
     if plan is not None and plan.sequences is not None:
         default = inspect.signature(BACKBONES[backbone]).parameters["sequences"].default
         if plan.sequences != default:
-            settings["sequences"] = plan.sequences
-    return {"backbone_settings": settings} if settings else {}
+            arguments["sequences"] = plan.sequences
+    return arguments
+
+
+def backbone_settings(method: str, backbone: str, plan: ComparisonPlan | None = None) -> dict:
+    """``{"backbone_settings": ...}`` of :func:`backbone_arguments`, or nothing where there
+    are none, so other cells' fingerprints stay."""
+    arguments = backbone_arguments(method, backbone, plan)
+    return {"backbone_settings": arguments} if arguments else {}
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -263,9 +271,8 @@ class _Cells:
         table = build_table(method, self.E, data, plan.hidden_size, plan.overrides.get(method),
                             fit_rows=None if split is None else split.warm_rows,
                             backbone=backbone)
-        model = BACKBONES[backbone](
-            table, max_len=plan.max_len,
-            **backbone_settings(method, backbone, plan).get("backbone_settings", {}))
+        model = BACKBONES[backbone](table, max_len=plan.max_len,
+                                   **backbone_arguments(method, backbone, plan))
         if split is not None:
             model.exclude_from_training(split.new_items)
         path = self._checkpoint(method, backbone, seed, lr, key)
