@@ -22,6 +22,15 @@ the rows, so that docs can quote them.
     OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_train.py --epochs 2 --json bench_train.json
     python benchmarks/bench_train.py --users 300 --epochs 1 --threads 1   # smoke check
 
+``--device cuda`` runs both sides on the GPU: ours as ``ace-bench`` trains there (bfloat16
+autocast), RecBole as its ``use_gpu`` runs (float32); ``--recbole-python python3`` where
+RecBole is installed beside our package, ``--recbole-python none`` for ours alone. The GEMM
+rates are then measured on the GPU in both precisions (the floor divides by the faster,
+bfloat16's), peak memory is the GPU's (``torch.cuda.max_memory_allocated``), and the SASRec
+epoch target is 2 s:
+
+    python benchmarks/bench_train.py --device cuda --epochs 3 --recbole-python python3
+
 ``--users N`` keeps the first N users of the interaction file on both sides, without the
 5-core filter (which would empty a small slice; the full file is already 5-core).
 ``--seed S`` seeds both sides (default 0): the NDCG columns move by a few thousandths
@@ -63,6 +72,7 @@ RECBOLE_MODELS = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "bert4rec": "BERT4Re
 TARGETS = {"sasrec": {"epoch speed-up": 20.0, "ours / floor epoch": 2.0},
            "gru4rec": {"epoch speed-up": 10.0}, "bert4rec": {"epoch speed-up": 10.0}}
 EVAL_TARGET = 10.0
+GPU_SASREC_EPOCH_TARGET_S = 2.0
 GEMM_SHAPES = {"logits 256x128 @ 128x12102": (256, 128, 12102),
                "square 1024": (1024, 1024, 1024)}
 
@@ -106,7 +116,8 @@ def recbole_config(backbone: str, folder: Path, args) -> dict:
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full",
                       "group_by": "user"},
         "metrics": ["Recall", "NDCG"], "topk": [10, 20], "valid_metric": "NDCG@10",
-        "device": "cpu", "use_gpu": False, "seed": args.seed, "reproducibility": True,
+        "device": args.device, "use_gpu": args.device == "cuda", "seed": args.seed,
+        "reproducibility": True,
         "show_progress": False, "log_wandb": False,
     }
 
@@ -139,14 +150,34 @@ def run_recbole(args) -> dict:
     for epoch in range(args.epochs):
         start = time.perf_counter()
         trainer._train_epoch(train_data, epoch, show_progress=False)
+        synchronize(args.device)
         epochs.append(time.perf_counter() - start)
         start = time.perf_counter()
         _, result = trainer._valid_epoch(valid_data, show_progress=False)
+        synchronize(args.device)
         evals.append(time.perf_counter() - start)
         scores.append(float(result["ndcg@10"]))
     return {"framework": "RecBole 1.2.1", "epoch_s": epochs, "eval_s": evals,
             "valid_ndcg@10": scores, "peak_rss_mib": peak_rss_mib(),
+            **peak_gpu_mib(args.device),
             "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1)}
+
+
+def synchronize(device: str) -> None:
+    """Wait for the GPU's queued work, so that a wall-clock time covers it."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def peak_gpu_mib(device: str) -> dict:
+    """``{"peak_gpu_mib": ...}`` on CUDA (the allocator's peak), else empty."""
+    if device != "cuda":
+        return {}
+    import torch
+
+    return {"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20}
 
 
 def forward_flops(backbone: str, lengths, targets: int, n_items: int,
@@ -252,32 +283,40 @@ def run_ours(args) -> dict:
             if isinstance(getattr(module, "attn_dropout", None), float):
                 module.attn_dropout = 0.0
     trainer = Trainer(model, data, lr=s["lr"], batch_size=s["batch"], max_epochs=args.epochs,
-                      patience=args.epochs + 1, seed=args.seed, device="cpu", verbose=False,
+                      patience=args.epochs + 1, seed=args.seed, device=args.device, verbose=False,
                       mask_seen=False)
     history = trainer.fit(evaluate_test=False).history
     peak = peak_rss_mib()
+    gpu = peak_gpu_mib(args.device)
     epoch_flops, eval_flops = count_floor_flops(model, trainer, data, args.backbone, args.epochs)
     return {"framework": "recmodels", "epoch_s": [h["train_seconds"] for h in history],
             "eval_s": [h["seconds"] - h["train_seconds"] for h in history],
-            "valid_ndcg@10": [h["ndcg@10"] for h in history], "peak_rss_mib": peak,
+            "valid_ndcg@10": [h["ndcg@10"] for h in history], "peak_rss_mib": peak, **gpu,
             "users": data.n_users, "items": data.n_items,
             "epoch_gflop": [f / 1e9 for f in epoch_flops], "eval_gflop": eval_flops / 1e9}
 
 
 def run_gemm(args, repeats: int = 9) -> dict:
-    """Median GFLOP/s of ``torch.mm`` at each of :data:`GEMM_SHAPES`, float32."""
+    """Median GFLOP/s of ``torch.mm`` at each of :data:`GEMM_SHAPES`: float32 on the CPU;
+    on CUDA float32 and bfloat16 (what autocast trains in), each product timed alone."""
     import torch
 
     torch.set_num_threads(args.threads)
+    dtypes = [torch.float32] + ([torch.bfloat16] if args.device == "cuda" else [])
     rates = {}
-    for name, (m, k, n) in GEMM_SHAPES.items():
-        a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
-        seconds = []
-        for i in range(repeats + 2):
-            start = time.perf_counter()
-            torch.mm(a, b, out=out)
-            seconds.append(time.perf_counter() - start)
-        rates[name] = 2 * m * k * n / statistics.median(seconds[2:]) / 1e9
+    for dtype in dtypes:
+        for name, (m, k, n) in GEMM_SHAPES.items():
+            a, b, out = (torch.randn(*shape, device=args.device, dtype=dtype)
+                         for shape in ((m, k), (k, n), (m, n)))
+            seconds = []
+            for i in range(repeats + 2):
+                synchronize(args.device)
+                start = time.perf_counter()
+                torch.mm(a, b, out=out)
+                synchronize(args.device)
+                seconds.append(time.perf_counter() - start)
+            label = name if dtype is torch.float32 else f"{name} bfloat16"
+            rates[label] = 2 * m * k * n / statistics.median(seconds[2:]) / 1e9
     return rates
 
 
@@ -286,10 +325,13 @@ def launch(worker: str, backbone: str, args) -> dict:
     python = str(args.recbole_python) if worker == "recbole" else sys.executable
     command = [python, __file__, "--worker", worker, "--backbones", backbone,
                "--epochs", str(args.epochs), "--threads", str(args.threads),
-               "--data", str(args.data), "--seed", str(args.seed)]
+               "--data", str(args.data), "--seed", str(args.seed), "--device", args.device]
     command += ["--no-dropout"] if args.no_dropout else []
     command += [] if args.users is None else ["--users", str(args.users)]
-    env = dict(os.environ, PYTHONPATH="" if worker == "recbole" else str(ROOT))
+    # RecBole's side never sees our package; it keeps a PYTHONPATH that holds RecBole itself.
+    inherited = os.environ.get("PYTHONPATH", "")
+    env = dict(os.environ, PYTHONPATH=inherited if worker == "recbole"
+               else os.pathsep.join(filter(None, [str(ROOT), inherited])))
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
@@ -303,48 +345,76 @@ def verdict(value: float, target: float, higher: bool = True) -> str:
     return f"{value:.1f}x ({'>=' if higher else '<='} {target:g}x: {'met' if met else 'MISSED'})"
 
 
-def summarise(backbone: str, ours: dict, theirs: dict, gemm_rate: float) -> dict:
-    """Speed-ups, memory ratio and floors of one backbone (rates in GFLOP/s)."""
+def summarise(backbone: str, ours: dict, theirs: dict | None, gemm_rate: float) -> dict:
+    """Speed-ups, memory ratio and floors of one backbone (rates in GFLOP/s); without
+    RecBole's row (``theirs`` None) the floors alone. Memory is the GPU's where measured."""
     med = statistics.median
     floor_epoch = med(ours["epoch_gflop"]) / gemm_rate
     floor_eval = ours["eval_gflop"] / gemm_rate
-    return {"backbone": backbone, "epoch_speedup": med(theirs["epoch_s"]) / med(ours["epoch_s"]),
-            "eval_speedup": med(theirs["eval_s"]) / med(ours["eval_s"]),
-            "floor_epoch_s": floor_epoch, "floor_eval_s": floor_eval,
-            "ours_over_floor_epoch": med(ours["epoch_s"]) / floor_epoch,
-            "ours_over_floor_eval": med(ours["eval_s"]) / floor_eval,
-            "rss_ours_over_recbole": ours["peak_rss_mib"] / theirs["peak_rss_mib"]}
+    summary = {"backbone": backbone, "ours_epoch_s": med(ours["epoch_s"]),
+               "floor_epoch_s": floor_epoch, "floor_eval_s": floor_eval,
+               "ours_over_floor_epoch": med(ours["epoch_s"]) / floor_epoch,
+               "ours_over_floor_eval": med(ours["eval_s"]) / floor_eval}
+    if theirs is not None:
+        memory = "peak_gpu_mib" if "peak_gpu_mib" in ours else "peak_rss_mib"
+        summary.update(epoch_speedup=med(theirs["epoch_s"]) / med(ours["epoch_s"]),
+                       eval_speedup=med(theirs["eval_s"]) / med(ours["eval_s"]),
+                       memory_ours_over_recbole=ours[memory] / theirs[memory])
+    return summary
 
 
 def report(rows: list[dict], summaries: list[dict], gemm: dict, args) -> None:
     """Print the table of rows and each backbone's ratios against their targets."""
     rate = max(gemm.values())
+    gpu = args.device == "cuda"
     where = "Beauty" if args.users is None else f"Beauty, first {args.users} users (no 5-core)"
     print(f"{', '.join(r['backbone'] for r in summaries)} on {where}: {args.epochs} epoch(s), "
-          f"{args.threads} thread(s), batch {SETTINGS['batch']}, lr {SETTINGS['lr']}, "
+          + (f"{device_name()} (ours bfloat16 autocast, RecBole float32)" if gpu else
+             f"{args.threads} thread(s)")
+          + f", batch {SETTINGS['batch']}, lr {SETTINGS['lr']}, "
           f"seed {args.seed}, both sides unmasked (all items ranked)")
-    print("GEMM rate, torch.mm float32: " + ", ".join(f"{k} {v:.1f}" for k, v in gemm.items())
+    print(f"GEMM rate, torch.mm {'on the GPU' if gpu else 'float32'}: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in gemm.items())
           + f" GFLOP/s; the floor divides by the faster, {rate:.1f}")
+    memory = "peak GPU MiB" if gpu else "peak RSS MiB"
     print(f"{'backbone':9s} {'framework':14s} {'users':>6s} {'items':>6s} {'s/epoch':>8s} "
-          f"{'eval s':>7s} {'peak RSS MiB':>12s} {'GFLOP/epoch':>11s}  valid NDCG@10 per epoch")
+          f"{'eval s':>7s} {memory:>12s} {'GFLOP/epoch':>11s}  valid NDCG@10 per epoch")
     med = statistics.median
     for r in rows:
         flop = f"{med(r['epoch_gflop']):11.1f}" if "epoch_gflop" in r else f"{'':11s}"
+        peak = r["peak_gpu_mib" if gpu else "peak_rss_mib"]
         print(f"{r['backbone']:9s} {r['framework']:14s} {r['users']:6d} {r['items']:6d} "
-              f"{med(r['epoch_s']):8.2f} {med(r['eval_s']):7.2f} {r['peak_rss_mib']:12.0f} "
+              f"{med(r['epoch_s']):8.2f} {med(r['eval_s']):7.2f} {peak:12.0f} "
               f"{flop}  " + ", ".join(f"{v:.4f}" for v in r["valid_ndcg@10"]))
     print(f"{'backbone':9s} {'epoch speed-up':23s} {'eval speed-up':23s} "
           f"{'floor epoch s':>13s} {'ours / floor epoch':22s} {'floor eval s':>12s} "
-          f"{'ours / floor eval':>17s}  peak RSS ours / RecBole")
+          f"{'ours / floor eval':>17s}  {memory[5:]} ours / RecBole")
     for m in summaries:
         target = TARGETS[m["backbone"]]
         floor = (verdict(m["ours_over_floor_epoch"], target["ours / floor epoch"], False)
-                 if "ours / floor epoch" in target else f"{m['ours_over_floor_epoch']:.1f}x")
-        print(f"{m['backbone']:9s} {verdict(m['epoch_speedup'], target['epoch speed-up']):23s} "
-              f"{verdict(m['eval_speedup'], EVAL_TARGET):23s} {m['floor_epoch_s']:13.3f} "
+                 if "ours / floor epoch" in target and not gpu
+                 else f"{m['ours_over_floor_epoch']:.1f}x")
+        if "epoch_speedup" in m:
+            versus = (f"{verdict(m['epoch_speedup'], target['epoch speed-up']):23s} "
+                      f"{verdict(m['eval_speedup'], EVAL_TARGET):23s}")
+            ratio = m["memory_ours_over_recbole"]
+            memory_ratio = f"{ratio:.2f} (<= 1: {'met' if ratio <= 1 else 'MISSED'})"
+        else:
+            versus, memory_ratio = f"{'(no RecBole row)':23s} {'':23s}", "-"
+        print(f"{m['backbone']:9s} {versus} {m['floor_epoch_s']:13.3f} "
               f"{floor:22s} {m['floor_eval_s']:12.3f} {m['ours_over_floor_eval']:16.1f}x  "
-              f"{m['rss_ours_over_recbole']:.2f} (<= 1: "
-              f"{'met' if m['rss_ours_over_recbole'] <= 1 else 'MISSED'})")
+              f"{memory_ratio}")
+        if gpu and m["backbone"] == "sasrec":
+            met = m["ours_epoch_s"] <= GPU_SASREC_EPOCH_TARGET_S
+            print(f"{'':9s} SASRec epoch on the GPU {m['ours_epoch_s']:.2f} s "
+                  f"(<= {GPU_SASREC_EPOCH_TARGET_S:g} s: {'met' if met else 'MISSED'})")
+
+
+def device_name() -> str:
+    """The GPU's name as torch reports it."""
+    import torch
+
+    return torch.cuda.get_device_name()
 
 
 def main() -> None:
@@ -359,7 +429,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--users", type=int, help="only the first N users (smoke check)")
-    parser.add_argument("--recbole-python", type=Path, default=ROOT / ".recbole-venv/bin/python")
+    parser.add_argument("--recbole-python", default=str(ROOT / ".recbole-venv/bin/python"),
+                        help="the Python that has RecBole 1.2.1; 'none' for our rows alone")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--worker", choices=["recbole", "ours", "gemm"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -373,18 +445,20 @@ def main() -> None:
         print("RESULT " + json.dumps(runner(args)), flush=True)
         return
 
+    with_recbole = args.recbole_python.lower() != "none"
     gemm = launch("gemm", backbones[0], args)
     rows, summaries = [], []
     for backbone in backbones:
-        ours, theirs = (dict(launch(worker, backbone, args), backbone=backbone)
-                        for worker in ("ours", "recbole"))
-        rows += [ours, theirs]
+        ours = dict(launch("ours", backbone, args), backbone=backbone)
+        theirs = (dict(launch("recbole", backbone, args), backbone=backbone)
+                  if with_recbole else None)
+        rows += [ours] + ([theirs] if theirs else [])
         summaries.append(summarise(backbone, ours, theirs, max(gemm.values())))
     report(rows, summaries, gemm, args)
     if args.json:
         args.json.write_text(json.dumps({
             "settings": {**SETTINGS, "seed": args.seed, "epochs": args.epochs,
-                         "threads": args.threads,
+                         "threads": args.threads, "device": args.device,
                          "users": args.users, "data": str(args.data)},
             "gemm_gflops": gemm, "rows": rows, "summary": summaries}, indent=1) + "\n")
 

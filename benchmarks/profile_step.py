@@ -8,6 +8,12 @@ the step spent in matrix products (``mm``, ``addmm``, ``bmm`` and attention).
     OMP_WAIT_POLICY=PASSIVE python benchmarks/profile_step.py --backbone sasrec
     OMP_WAIT_POLICY=PASSIVE python benchmarks/profile_step.py --backbone sasrec \\
         --data recmodels/datasets/ml-latest-small --window-stride 50
+
+``--device cuda`` profiles the step as the trainer runs it there (bfloat16 autocast, the
+batch moved to the GPU) and also prints, per step, the GPU's busy time (the sum of its
+kernels' times), the number of kernels launched and the number of times the host waited
+for the GPU (synchronisations and device-to-host copies): a step whose wall time is far
+above its busy time is bound by the host's launches and waits, not by the GPU.
 """
 
 from __future__ import annotations
@@ -21,13 +27,17 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-from torch.profiler import profile  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from recmodels import TrainableTable, Trainer, build_sequences, load_folder  # noqa: E402
 from recmodels.models import BACKBONES  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beauty"
-MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu")
+# What makes the host wait for the GPU inside a step (the step's closing synchronize, a
+# cudaDeviceSynchronize, is not counted).
+HOST_WAITS = ("cudaStreamSynchronize", "aten::_local_scalar_dense", "aten::nonzero")
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm",
+           "aten::_scaled_dot_product_flash_attention_for_cpu")
 
 
 def main() -> None:
@@ -38,6 +48,7 @@ def main() -> None:
     parser.add_argument("--window-stride", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     interactions, items = load_folder(args.data)
@@ -45,27 +56,36 @@ def main() -> None:
     torch.manual_seed(0)
     model = BACKBONES[args.backbone](TrainableTable(data.n_items, args.hidden_size))
     trainer = Trainer(model, data, max_epochs=1, seed=0, window_stride=args.window_stride,
-                      verbose=False)
+                      verbose=False, device=args.device)
+    model.to(args.device)
     windows = model.training_windows(data, args.window_stride)
     generator = torch.Generator().manual_seed(0)
     batches = trainer._epoch_batches(windows, generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     model.train()
+    gpu = args.device == "cuda"
 
     def step(rows) -> float:
         start = time.perf_counter()
-        items, targets = model.training_batch(windows[rows], generator)
-        loss = model.loss(items, targets)
+        items, targets = model.training_batch(windows[rows].to(args.device), generator)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=gpu):
+            loss = model.loss(items, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if gpu:
+            torch.cuda.synchronize()
         return time.perf_counter() - start
 
     cycle = [batches[i % len(batches)] for i in range(5 + args.steps)]  # small data: reuse
     warm, timed = cycle[:5], cycle[5:]
     for rows in warm:
         step(rows)
-    with profile() as profiler:
+    if gpu:  # the first pass meets each batch shape for the first time, the second again
+        first = [step(rows) for rows in timed]
+        again = [step(rows) for rows in timed]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    with profile(activities=activities) as profiler:
         seconds = [step(rows) for rows in timed]
     events = profiler.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
@@ -75,6 +95,37 @@ def main() -> None:
           f"{statistics.median(seconds) * 1e3:.0f} ms over {len(timed)} profiled steps "
           f"({args.threads} threads); matrix products {100 * matmul / total:.0f} % of self CPU "
           "time")
+    if gpu:
+        print(events.table(sort_by="self_device_time_total", row_limit=12))
+        kernels = [e for e in profiler.events() if e.device_type.name == "CUDA"]
+        busy = sum(e.device_time for e in kernels) / 1e3 / len(timed)
+        waits = {e.key: e.count / len(timed) for e in events if e.key in HOST_WAITS}
+        print(f"on the GPU, without the profiler: median step "
+              f"{statistics.median(first) * 1e3:.2f} ms at batch shapes met for the first "
+              f"time, {statistics.median(again) * 1e3:.2f} ms again; per step the GPU is busy "
+              f"{busy:.2f} ms and runs {len(kernels) / len(timed):.0f} kernels; host waits "
+              "per step: " + ", ".join(f"{k} {v:.1f}" for k, v in waits.items()))
+        profile_evaluation(model, data)
+
+
+def profile_evaluation(model, data) -> None:
+    """Full-sort validation of every user on the GPU: the host's share and the total."""
+    from recmodels.batching import eval_batch
+    from recmodels.evaluation import rank_targets
+
+    seconds, built = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        eval_batch(data, "valid", model.context_len)
+        built.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            rank_targets(model, data, "valid")
+        torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    print(f"full-sort validation of {data.n_users} users on the GPU: median "
+          f"{statistics.median(seconds):.3f} s, of which building the padded inputs on the "
+          f"host (eval_batch) {statistics.median(built):.3f} s")
 
 
 if __name__ == "__main__":

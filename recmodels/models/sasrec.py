@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..item_table import ItemTable, rng_kept
 from .base import SequentialRecommender
@@ -12,6 +15,20 @@ from .base import SequentialRecommender
 
 # A last layer reading more than 1 / DENSE_SELECTION of its positions runs in full.
 DENSE_SELECTION = 4
+# On CUDA, attention may use any backend but cuDNN's: cuDNN builds an execution plan for
+# every new input shape (~100 ms each), and trimmed training batches bring a new shape at
+# almost every step (benchmarks/profile_step.py --device cuda: 140 ms a SASRec step).
+CUDA_ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                           SDPBackend.MATH]
+
+
+def attention(q, k, v, attn_mask, dropout_p, is_causal=False):
+    """``F.scaled_dot_product_attention`` with :data:`CUDA_ATTENTION_BACKENDS` on CUDA."""
+    backends = (sdpa_kernel(CUDA_ATTENTION_BACKENDS) if q.is_cuda
+                else contextlib.nullcontext())
+    with backends:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                              dropout_p=dropout_p, is_causal=is_causal)
 
 
 class TransformerBlock(nn.Module):
@@ -56,10 +73,8 @@ class TransformerBlock(nn.Module):
             self.qkv(x).view(batch, length, 3, self.n_heads, hidden // self.n_heads)
             .permute(2, 0, 3, 1, 4)
         )
-        attended = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=key_mask, is_causal=causal,
-            dropout_p=self.attn_dropout if self.training else 0.0,
-        )
+        attended = attention(q, k, v, key_mask, self.attn_dropout if self.training else 0.0,
+                             is_causal=causal)
         return attended.transpose(1, 2).reshape(batch, length, hidden)
 
     def _attend_at(self, x, selected, rows, positions, causal, key_mask):
@@ -74,10 +89,8 @@ class TransformerBlock(nn.Module):
             allowed &= (torch.arange(length, device=x.device) <= positions[:, None])[:, None, None]
         if key_mask is not None:
             allowed &= key_mask[rows]
-        attended = F.scaled_dot_product_attention(
-            q.view(-1, self.n_heads, 1, head_size), k[rows], v[rows], attn_mask=allowed,
-            dropout_p=self.attn_dropout if self.training else 0.0,
-        )
+        attended = attention(q.view(-1, self.n_heads, 1, head_size), k[rows], v[rows], allowed,
+                             self.attn_dropout if self.training else 0.0)
         return attended.reshape(-1, hidden)
 
     def _finish(self, x, attended):
