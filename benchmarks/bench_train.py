@@ -73,6 +73,7 @@ TARGETS = {"sasrec": {"epoch speed-up": 20.0, "ours / floor epoch": 2.0},
            "gru4rec": {"epoch speed-up": 10.0}, "bert4rec": {"epoch speed-up": 10.0}}
 EVAL_TARGET = 10.0
 GPU_SASREC_EPOCH_TARGET_S = 2.0
+GPU_PRODUCTS_PER_TIMING = 100
 GEMM_SHAPES = {"logits 256x128 @ 128x12102": (256, 128, 12102),
                "square 1024": (1024, 1024, 1024)}
 
@@ -297,12 +298,18 @@ def run_ours(args) -> dict:
 
 
 def run_gemm(args, repeats: int = 9) -> dict:
-    """Median GFLOP/s of ``torch.mm`` at each of :data:`GEMM_SHAPES`: float32 on the CPU;
-    on CUDA float32 and bfloat16 (what autocast trains in), each product timed alone."""
+    """Median GFLOP/s of ``torch.mm`` at each of :data:`GEMM_SHAPES`.
+
+    Float32 on the CPU, each product timed alone. On CUDA float32 and bfloat16 (what
+    autocast trains in), each timing covering :data:`GPU_PRODUCTS_PER_TIMING` products
+    queued back to back, so that launch and synchronisation do not count as GEMM time.
+    """
     import torch
 
     torch.set_num_threads(args.threads)
-    dtypes = [torch.float32] + ([torch.bfloat16] if args.device == "cuda" else [])
+    gpu = args.device == "cuda"
+    dtypes = [torch.float32] + ([torch.bfloat16] if gpu else [])
+    products = GPU_PRODUCTS_PER_TIMING if gpu else 1
     rates = {}
     for dtype in dtypes:
         for name, (m, k, n) in GEMM_SHAPES.items():
@@ -312,9 +319,10 @@ def run_gemm(args, repeats: int = 9) -> dict:
             for i in range(repeats + 2):
                 synchronize(args.device)
                 start = time.perf_counter()
-                torch.mm(a, b, out=out)
+                for _ in range(products):
+                    torch.mm(a, b, out=out)
                 synchronize(args.device)
-                seconds.append(time.perf_counter() - start)
+                seconds.append((time.perf_counter() - start) / products)
             label = name if dtype is torch.float32 else f"{name} bfloat16"
             rates[label] = 2 * m * k * n / statistics.median(seconds[2:]) / 1e9
     return rates
@@ -329,9 +337,10 @@ def launch(worker: str, backbone: str, args) -> dict:
     command += ["--no-dropout"] if args.no_dropout else []
     command += [] if args.users is None else ["--users", str(args.users)]
     # RecBole's side never sees our package; it keeps a PYTHONPATH that holds RecBole itself.
-    inherited = os.environ.get("PYTHONPATH", "")
-    env = dict(os.environ, PYTHONPATH=inherited if worker == "recbole"
-               else os.pathsep.join(filter(None, [str(ROOT), inherited])))
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                 if p and Path(p).resolve() != ROOT]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        inherited if worker == "recbole" else [str(ROOT), *inherited]))
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
@@ -346,8 +355,22 @@ def verdict(value: float, target: float, higher: bool = True) -> str:
 
 
 def summarise(backbone: str, ours: dict, theirs: dict | None, gemm_rate: float) -> dict:
-    """Speed-ups, memory ratio and floors of one backbone (rates in GFLOP/s); without
-    RecBole's row (``theirs`` None) the floors alone. Memory is the GPU's where measured."""
+    """Speed-ups, memory ratio and floors of one backbone.
+
+    Parameters
+    ----------
+    backbone : str
+    ours, theirs : dict
+        Rows of :func:`run_ours` and :func:`run_recbole`; ``theirs`` None for ours alone
+        (then the floors alone).
+    gemm_rate : float
+        GFLOP/s that the floors divide by.
+
+    Returns
+    -------
+    dict
+        Memory ratios use the GPU's peak where it was measured, else the peak RSS.
+    """
     med = statistics.median
     floor_epoch = med(ours["epoch_gflop"]) / gemm_rate
     floor_eval = ours["eval_gflop"] / gemm_rate

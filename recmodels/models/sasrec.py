@@ -22,8 +22,30 @@ CUDA_ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTE
                            SDPBackend.MATH]
 
 
-def attention(q, k, v, attn_mask, dropout_p, is_causal=False):
-    """``F.scaled_dot_product_attention`` with :data:`CUDA_ATTENTION_BACKENDS` on CUDA."""
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              attn_mask: torch.Tensor | None, dropout_p: float,
+              is_causal: bool = False) -> torch.Tensor:
+    """``F.scaled_dot_product_attention``, restricted to :data:`CUDA_ATTENTION_BACKENDS` on CUDA.
+
+    Parameters
+    ----------
+    q, k, v : Tensor of shape (batch, heads, length, head_size)
+        Keys and values may be longer than the queries.
+    attn_mask : Tensor of bool, optional
+        True where a query may attend to a key.
+    dropout_p : float
+    is_causal : bool, default=False
+
+    Returns
+    -------
+    Tensor shaped like ``q``.
+
+    Examples
+    --------
+    >>> q = torch.randn(2, 1, 3, 4)
+    >>> torch.equal(attention(q, q, q, None, 0.0), F.scaled_dot_product_attention(q, q, q))
+    True
+    """
     backends = (sdpa_kernel(CUDA_ATTENTION_BACKENDS) if q.is_cuda
                 else contextlib.nullcontext())
     with backends:
