@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from recmodels_helpers import toy_argv, toy_folder
 
@@ -126,3 +127,23 @@ def test_gru_packing_shows_the_model_grouping_prefix_rows():
     # epoch count agrees: grouped costs under half of padded and at least every real token.
     assert grouped_timed < 0.75 * padded_timed
     assert real <= grouped_run < 0.5 * padded_run
+
+
+def test_paper_shape_reads_a_real_folder_and_compares_every_pair(capsys):
+    spec = importlib.util.spec_from_file_location("paper_shape", BENCHMARKS / "paper_shape.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = BENCHMARKS / "results" / "beauty_sasrec_h100_lr1e-3"  # id, pca, ace on Beauty
+    assert module.main([str(folder)]) == 0
+    out = capsys.readouterr().out
+    results = pd.read_csv(folder / "results.csv")
+    test = results[(results["split"] == "test") & results["selected"]]
+    # "ours" comes from the per-user ranks; results.csv from the run: they must agree.
+    for method, figure in zip(test["method"], test["ndcg@20"]):
+        row = re.search(rf"^\| {re.escape(module.PAPER[method][0])} \| 1 \| ([0-9.]+) \|",
+                        out, flags=re.M)
+        assert row and float(row.group(1)) == pytest.approx(figure, abs=5e-5)
+    verdicts = re.findall(r"\| (carries over|level|reversed) \|$", out, flags=re.M)
+    assert len(verdicts) == 3  # every pair of id, pca, ace
+    counts = re.search(r"(\d+) carries over, (\d+) level, (\d+) reversed of (\d+) pairs", out)
+    assert sum(map(int, counts.groups()[:3])) == int(counts.group(4)) == 3
