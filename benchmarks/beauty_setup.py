@@ -1,4 +1,4 @@
-"""The Beauty slice, settings and ID table shared by bench_train, batch_composition, gru_packing.
+"""Beauty slice, settings, ID table and timing helpers shared by the training benchmarks.
 
 Importable from the RecBole virtual environment too: nothing here imports recmodels or
 torch at module level.
@@ -20,6 +20,23 @@ SETTINGS = dict(hidden=128, layers=2, heads=2, inner=256, hidden_dropout=0.5,
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synchronize(device: str) -> None:
+    """Wait for the GPU's queued work, so that a wall-clock time covers it."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def peak_gpu_mib(device: str) -> dict:
+    """``{"peak_gpu_mib": ...}`` on CUDA (the allocator's peak), else empty."""
+    if device != "cuda":
+        return {}
+    import torch
+
+    return {"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20}
 
 
 def read_interactions(data_dir: Path, users: int | None):
