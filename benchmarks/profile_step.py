@@ -12,7 +12,7 @@ the step spent in matrix products (``mm``, ``addmm``, ``bmm`` and attention).
 ``--device cuda`` profiles the step as the trainer runs it there (bfloat16 autocast, the
 batch moved to the GPU) and also prints, per step, the GPU's busy time (the sum of its
 kernels' times), the number of kernels launched and the number of times the host waited
-for the GPU (synchronisations and device-to-host copies): a step whose wall time is far
+for the GPU (``cudaStreamSynchronize``: ``int()``, ``nonzero``, boolean indexing): a step whose wall time is far
 above its busy time is bound by the host's launches and waits, not by the GPU.
 """
 
