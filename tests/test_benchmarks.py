@@ -147,3 +147,24 @@ def test_paper_shape_reads_a_real_folder_and_compares_every_pair(capsys):
     assert len(verdicts) == 3  # every pair of id, pca, ace
     counts = re.search(r"(\d+) carries over, (\d+) level, (\d+) reversed of (\d+) pairs", out)
     assert sum(map(int, counts.groups()[:3])) == int(counts.group(4)) == 3
+
+
+@pytest.mark.parametrize("users, split", [("all", "test"), ("new", "test-new")])
+def test_pairwise_reads_the_cold_start_folder_and_tests_every_pair(capsys, users, split):
+    spec = importlib.util.spec_from_file_location("pairwise", BENCHMARKS / "pairwise.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = BENCHMARKS / "results" / "beauty_cold_start"  # five methods, two with +map
+    assert module.main([str(folder), "--users", users]) == 0
+    out = capsys.readouterr().out
+    pairs = re.findall(r"^\| ([\w+]+) \(([0-9.]+)\) \| ([\w+]+) \(([0-9.]+)\) \| ([+-][0-9.]+) "
+                       r"\| ([0-9.e+-]+)(\*?) \|$", out, flags=re.M)
+    results = pd.read_csv(folder / "results.csv")
+    figures = results[(results["split"] == split) & results["selected"]].set_index("method")
+    assert len(pairs) == len(figures) * (len(figures) - 1) // 2
+    for high, high_mean, low, low_mean, _, p, star in pairs:
+        # Means come from the per-user ranks, results.csv from the run: they must agree.
+        assert float(high_mean) == pytest.approx(figures.loc[high, "ndcg@20"], abs=5e-5)
+        assert float(low_mean) == pytest.approx(figures.loc[low, "ndcg@20"], abs=5e-5)
+        assert float(high_mean) >= float(low_mean)
+        assert (star == "*") == (float(p) < module.ALPHA)

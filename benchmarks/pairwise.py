@@ -1,0 +1,74 @@
+"""Every pair of methods in an ``ace-bench`` folder, with a paired test of their difference.
+
+The report's ``*`` marks only a method better than every other; this prints each pair of a
+backbone's selected test rows (``+map`` rows of the cold-start protocol included), the
+higher one first, with the difference of their means and the one-tailed paired t-test over
+the same users (per-user metrics averaged over seeds, as the report does). ``--users new``
+takes the cold-start protocol's users whose test target is a new item.
+
+    python benchmarks/pairwise.py benchmarks/results/beauty_cold_start --users new
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import pandas as pd
+from scipy.stats import ttest_rel
+
+from recmodels.comparison.cold import NEW_SPLIT
+from recmodels.comparison.report import TABLE_METRICS, per_user_test_metrics
+
+ALPHA = 0.05
+USERS = {"all": "test", "new": NEW_SPLIT}
+
+
+def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
+               users: str = "all") -> str:
+    """The markdown table of every pair of ``out``'s selected ``backbone`` test rows."""
+    results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
+    test = results[(results["split"] == "test") & results["selected"].astype(bool)
+                   & (results["backbone"] == backbone)]
+    per_user = {}
+    for method, rows in test.groupby("method", sort=False):
+        metrics = per_user_test_metrics(rows, out, USERS[users])
+        if metrics is None:
+            raise SystemExit(f"{out / 'runs'}: no per-user {USERS[users]} ranks for {method} "
+                             f"+ {backbone}; they are written with each finished cell.")
+        per_user[method] = metrics[metric]
+    if len(per_user) < 2:
+        raise SystemExit(f"{out / 'results.csv'}: fewer than two methods have selected "
+                         f"{backbone} test cells.")
+    means = {m: values.mean() for m, values in per_user.items()}
+    order = sorted(per_user, key=means.get, reverse=True)
+    n_users = len(per_user[order[0]])
+    lines = [f"{backbone} on {out}: {metric} over {n_users} {users} test users; one-tailed "
+             f"paired t-test of the higher row against the lower, * where p < {ALPHA}", "",
+             "| higher | lower | difference | p |", "|---|---|---|---|"]
+    for high, low in itertools.combinations(order, 2):
+        p = ttest_rel(per_user[high], per_user[low], alternative="greater").pvalue
+        lines.append(f"| {high} ({means[high]:.4f}) | {low} ({means[low]:.4f}) | "
+                     f"{means[high] - means[low]:+.4f} | {p:.3g}{'*' if p < ALPHA else ''} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="an ace-bench --out folder")
+    parser.add_argument("--backbone", default="sasrec")
+    parser.add_argument("--metric", choices=TABLE_METRICS, default="ndcg@20")
+    parser.add_argument("--users", choices=sorted(USERS), default="all",
+                        help="all test users, or (cold-start protocol) those whose test "
+                             "target is a new item")
+    args = parser.parse_args(argv)
+    if not (args.folder / "results.csv").is_file():
+        parser.error(f"{args.folder}: no results.csv here; pass an ace-bench --out folder.")
+    print(pair_table(args.folder, args.backbone, args.metric, args.users))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
