@@ -5,7 +5,7 @@
 # per candidate (one budget for every method), then the chosen rate to early stopping.
 # Stages in order of what the table needs first; each reuses finished cells and resumes a
 # killed one at its last epoch, so the run spreads over sessions (days on 2 CPU cores):
-#   1. SASRec, all nine methods, seed 0;
+#   1. SASRec, all nine methods, seed 0 (the paper's key rows and stage 2's first);
 #   2. SASRec seeds 1 and 2 for id, pca, alphafuse and ace (at seed 0's chosen rate);
 #   3. GRU4Rec's training rows: ID-only on windows (the default) and on RecBole's prefix
 #      rows (--sequences prefixes; another fingerprint, so both stay in results.csv), both
@@ -36,7 +36,7 @@ if [ -n "$SEQUENCES" ]; then rows=(--sequences "$SEQUENCES"); fi
 for stage in $STAGES; do
   case $stage in
     1) bench --out "$OUT" --backbones sasrec --seeds 0 \
-             --methods id,pca,whiten,whitenplus,alpharec,llmemb,alphafuse,recpca,ace ;;
+             --methods id,pca,ace,alphafuse,whitenplus,recpca,whiten,alpharec,llmemb ;;
     2) bench --out "$OUT" --backbones sasrec --seeds 0,1,2 --methods id,pca,alphafuse,ace ;;
     3) bench --out "$OUT" --backbones gru4rec --seeds 0 --methods id
        bench --out "$OUT" --backbones gru4rec --seeds 0 --methods id --sequences prefixes ;;
