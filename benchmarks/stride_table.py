@@ -6,7 +6,9 @@ at least ``max_len - s + 1`` items of context, ``s`` times less encoder work. Th
 ``ace-bench`` (ID-only SASRec, the paper's settings, early stopping with patience 10, one
 learning rate for every stride) once per stride into ``OUT/stride_<s>`` (each resumes), then
 prints one row per stride: windows and real tokens per epoch, median seconds per training
-epoch, epochs to early stopping, and validation and test NDCG@10 / Recall@10.
+epoch, epochs to early stopping, validation and test NDCG@10 / Recall@10, test NDCG@20,
+and the paired two-sided t-test of each stride's per-user test NDCG@20 against the
+smallest finished stride's (the most exact run).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/stride_table.py --out benchmarks/results/stride
 """
@@ -23,9 +25,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy.stats import ttest_rel  # noqa: E402
 
 from recmodels import SASRec, TrainableTable, build_sequences, load_folder  # noqa: E402
+from recmodels.comparison.report import per_user_test_metrics  # noqa: E402
 from recmodels.datasets import example_folder  # noqa: E402
 
 
@@ -42,7 +47,10 @@ def summarise(folder: Path) -> dict:
     row = {split: results[results.split == split].iloc[-1] for split in ("valid", "test")}
     history = json.loads((folder / "runs" / f"{row['test'].fingerprint}.json").read_text())
     epoch_seconds = [epoch["train_seconds"] for epoch in history["history"]]
+    test = results[(results.split == "test") & results.selected.astype(bool)]
+    per_user = per_user_test_metrics(test, folder)
     return {"s/epoch": statistics.median(epoch_seconds), "epochs": int(row["test"].epochs),
+            "per-user N@20": None if per_user is None else per_user["ndcg@20"],
             "best": int(row["test"].best_epoch),
             "valid N@10": row["valid"]["ndcg@10"], "test N@10": row["test"]["ndcg@10"],
             "test R@10": row["test"]["recall@10"], "test N@20": row["test"]["ndcg@20"]}
@@ -67,22 +75,29 @@ def main() -> None:
                             "--out", str(args.out / f"stride_{stride}")], check=True)
     print(f"SASRec, ID-only, built-in MovieLens, lr {args.lr}, seeds {args.seeds}, "
           "early stopping (patience 10)")
-    print(f"{'stride':>6s} {'windows':>8s} {'tokens':>9s} {'s/epoch':>8s} {'epochs':>6s} "
-          f"{'best':>5s} {'valid N@10':>10s} {'test N@10':>9s} {'test R@10':>9s} "
-          f"{'test N@20':>9s}")
     interactions, items = load_folder(example_folder())
     data = build_sequences(interactions, catalogue=items["item_id"])
+    finished = {stride: summarise(args.out / f"stride_{stride}") for stride in sorted(strides)
+                if (args.out / f"stride_{stride}" / "results.csv").exists()}
+    # Every stride's test NDCG@20 against the most exact (smallest) finished stride's, over
+    # the same test users: a paired two-sided t-test.
+    exact = next(iter(finished), None)
+    print(f"{'stride':>6s} {'windows':>8s} {'tokens':>9s} {'s/epoch':>8s} {'epochs':>6s} "
+          f"{'best':>5s} {'valid N@10':>10s} {'test N@10':>9s} {'test R@10':>9s} "
+          f"{'test N@20':>9s} {f'p vs {exact}':>9s}")
     for stride in strides:
-        folder = args.out / f"stride_{stride}"
-        if not (folder / "results.csv").exists():
+        if stride not in finished:
             print(f"{stride:6d}  (not run yet)")
             continue
         windows, tokens = window_counts(data, stride, args.max_len)
-        r = summarise(folder)
+        r = finished[stride]
+        ours, theirs = r["per-user N@20"], finished[exact]["per-user N@20"]
+        p = ("" if stride == exact or ours is None or theirs is None
+             else "identical" if np.array_equal(ours, theirs)
+             else f"{ttest_rel(ours, theirs).pvalue:.3g}")
         print(f"{stride:6d} {windows:8d} {tokens:9d} {r['s/epoch']:8.1f} {r['epochs']:6d} "
               f"{r['best']:5d} {r['valid N@10']:10.4f} {r['test N@10']:9.4f} "
-              f"{r['test R@10']:9.4f} {r['test N@20']:9.4f}")
-
+              f"{r['test R@10']:9.4f} {r['test N@20']:9.4f} {p:>9s}")
 
 if __name__ == "__main__":
     main()

@@ -69,16 +69,21 @@ def test_bench_train_flop_count_matches_a_hand_count(backbone, expected):
 
 def test_stride_table_reports_a_finished_run(tmp_path):
     folder = toy_folder(tmp_path / "toy")
-    assert main(toy_argv(folder, tmp_path / "stride_3", "--methods", "id", "--max-epochs", "2",
-                         "--lr", "1e-3")) == 0
+    for stride in (1, 2):  # windows of 3 items: the two strides train different windows
+        assert main(toy_argv(folder, tmp_path / f"stride_{stride}", "--methods", "id",
+                             "--max-epochs", "2", "--lr", "1e-3", "--max-len", "3",
+                             "--window-stride", str(stride))) == 0
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "stride_table.py"), "--report-only", "--strides", "3,5",
-         "--out", str(tmp_path)], capture_output=True, text=True, check=True, timeout=300)
+        [sys.executable, str(BENCHMARKS / "stride_table.py"), "--report-only", "--strides",
+         "1,2,5", "--out", str(tmp_path)], capture_output=True, text=True, check=True,
+        timeout=300)
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
     assert rows["5"][1:] == ["(not", "run", "yet)"]
-    epochs, best = int(rows["3"][4]), int(rows["3"][5])
+    epochs, best = int(rows["1"][4]), int(rows["1"][5])
     assert epochs == 2 and 1 <= best <= 2
-    assert 0 < float(rows["3"][7]) <= 1  # test NDCG@10
+    # Stride 1 is the reference (no p-value); stride 2 is tested against it.
+    assert len(rows["1"]) == 10 and 0.0 <= float(rows["2"][10]) <= 1.0
+    assert 0 < float(rows["1"][7]) <= 1  # test NDCG@10
 
 
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec"])
