@@ -1,4 +1,4 @@
-"""Data-parallel training under ``torchrun``: ranks, sharding, gathering and RNG states.
+"""Data-parallel training under ``torchrun``: ranks, sharding and gathering.
 
 Everything here works unchanged in one process, where it does nothing: a world of one rank,
 every batch and every user on rank 0, gathers that return their input. Under
@@ -18,7 +18,7 @@ import atexit
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -373,43 +373,3 @@ def training_loss(model: SequentialRecommender,
         LossForward(model), device_ids=[device.index] if device.type == "cuda" else None,
         broadcast_buffers=False,
     )
-
-
-def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-    return (torch.get_rng_state(),
-            torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-
-
-def rank_rng_states() -> list[Any] | None:
-    """Every rank's RNG states, gathered on all ranks; None in one process.
-
-    Ranks draw different dropout masks, so a checkpoint keeps each rank's states for an
-    exact resume. A collective: every rank must call it.
-
-    Examples
-    --------
-    >>> from recmodels.distributed import rank_rng_states
-    >>> rank_rng_states() is None
-    True
-    """
-    if world_size() == 1:
-        return None
-    states: list[Any] = [None] * world_size()
-    dist.all_gather_object(states, _rng_state())
-    return states
-
-
-def restore_rank_rng(states: list[Any] | None) -> None:
-    """Restore this rank's RNG states from :func:`rank_rng_states` (nothing for None).
-
-    Examples
-    --------
-    >>> from recmodels.distributed import restore_rank_rng
-    >>> restore_rank_rng(None)
-    """
-    if states is None:
-        return
-    torch_rng, cuda_rng = states[rank()]
-    torch.set_rng_state(torch_rng.cpu())
-    if cuda_rng is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([state.cpu() for state in cuda_rng])

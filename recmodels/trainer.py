@@ -334,11 +334,7 @@ class Trainer:
         if saved is not None:
             self.model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
-            # Loading onto a CUDA device moved the RNG states there; they are set from the CPU.
-            torch.set_rng_state(saved["torch_rng"].cpu())
-            if saved["cuda_rng"] is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all([s.cpu() for s in saved["cuda_rng"]])
-            distributed.restore_rank_rng(saved.get("rank_rng"))
+            checkpoint.restore_rng_states(saved)
             state = saved["trainer"]
             self._log(f"resuming from {self.checkpoint_path} after epoch {state['epoch']}")
         # Local, so a DDP wrapper is released with its process group still up.
@@ -367,15 +363,12 @@ class Trainer:
                       f"{'  *' if improved else ''}  {seconds:.1f}s")
             if self.checkpoint_path is not None:
                 # Gathering the ranks' RNG states is a collective; rank 0 alone writes.
-                rank_rng = distributed.rank_rng_states()
+                rng = checkpoint.rng_states()
                 if distributed.is_main():
                     checkpoint.save_atomic(
                         {"settings": settings, "resume_key": self._resume_key(settings),
                          "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "torch_rng": torch.get_rng_state(),
-                         "cuda_rng": (torch.cuda.get_rng_state_all()
-                                      if torch.cuda.is_available() else None),
-                         "rank_rng": rank_rng, "trainer": state},
+                         **rng, "trainer": state},
                         self.checkpoint_path,
                     )
                 distributed.barrier()
