@@ -1,10 +1,11 @@
 """Every pair of methods in an ``ace-bench`` folder, with a paired test of their difference.
 
-The report's ``*`` marks only a method better than every other; this prints each pair of a
-backbone's selected test rows (``+map`` rows of the cold-start protocol included), the
-higher one first, with the difference of their means and the one-tailed paired t-test over
-the same users (per-user metrics averaged over seeds, as the report does). ``--users new``
-takes the cold-start protocol's users whose test target is a new item.
+The report's ``*`` marks only a method better than every other (one-tailed); this prints
+each pair of a backbone's selected test rows (``+map`` rows of the cold-start protocol
+included), the higher mean first, with the difference and the two-sided paired t-test over
+the same users (per-user metrics averaged over seeds, as the report does; no correction for
+the number of pairs). ``--users new`` takes the cold-start protocol's users whose test
+target is a new item.
 
     python benchmarks/pairwise.py benchmarks/results/beauty_cold_start --users new
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy.stats import ttest_rel
 
@@ -30,8 +33,21 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
                users: str = "all") -> str:
     """The markdown table of every pair of ``out``'s selected ``backbone`` test rows."""
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
-    test = results[(results["split"] == "test") & results["selected"].astype(bool)
-                   & (results["backbone"] == backbone)]
+    test = results[(results["split"] == "test") & results["selected"].astype(bool)]
+    if backbone not in set(test["backbone"]):
+        raise SystemExit(f"{out / 'results.csv'}: no selected {backbone} test cells; "
+                         f"--backbone one of: {', '.join(sorted(set(test['backbone'])))}.")
+    test = test[test["backbone"] == backbone]
+    if users == "new" and not any(json.loads(settings).get("protocol") == "cold-start"
+                                  for settings in test["settings"]):
+        raise SystemExit(f"{out}: --users new needs a folder of an ace-bench --protocol "
+                         "cold-start run; this one ran the standard protocol.")
+    several = test.groupby(["method", "seed"])["fingerprint"].nunique()
+    if (several > 1).any():
+        method, seed = several[several > 1].index[0]
+        raise SystemExit(f"{out / 'results.csv'}: {method} + {backbone} has several selected "
+                         f"cells for seed {seed} (other settings, e.g. --sequences); pairs "
+                         "need one cell per method and seed: report them from separate folders.")
     per_user = {}
     for method, rows in test.groupby("method", sort=False):
         metrics = per_user_test_metrics(rows, out, USERS[users])
@@ -45,15 +61,18 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
     means = {m: values.mean() for m, values in per_user.items()}
     order = sorted(per_user, key=means.get, reverse=True)
     n_users = len(per_user[order[0]])
-    lines = [f"{backbone} on {out}: {metric} over {n_users} {users} test users; one-tailed "
-             f"paired t-test of the higher row against the lower, * where p < {ALPHA}", "",
+    lines = [f"{backbone} on {out}: {metric} over {n_users} {users} test users; two-sided "
+             f"paired t-test, * where p < {ALPHA}", "",
              "| higher | lower | difference | p |", "|---|---|---|---|"]
     for high, low in itertools.combinations(order, 2):
-        p = ttest_rel(per_user[high], per_user[low], alternative="greater").pvalue
+        if np.array_equal(per_user[high], per_user[low]):
+            p_text = "identical"
+        else:
+            p = ttest_rel(per_user[high], per_user[low]).pvalue
+            p_text = f"{p:.3g}{'*' if p < ALPHA else ''}"
         lines.append(f"| {high} ({means[high]:.4f}) | {low} ({means[low]:.4f}) | "
-                     f"{means[high] - means[low]:+.4f} | {p:.3g}{'*' if p < ALPHA else ''} |")
+                     f"{means[high] - means[low]:+.4f} | {p_text} |")
     return "\n".join(lines)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

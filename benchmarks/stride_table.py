@@ -84,7 +84,7 @@ def main() -> None:
     exact = next(iter(finished), None)
     print(f"{'stride':>6s} {'windows':>8s} {'tokens':>9s} {'s/epoch':>8s} {'epochs':>6s} "
           f"{'best':>5s} {'valid N@10':>10s} {'test N@10':>9s} {'test R@10':>9s} "
-          f"{'test N@20':>9s} {f'p vs {exact}':>9s}")
+          f"{'test N@20':>9s} {f'p vs {exact}' if exact else 'p':>9s}")
     for stride in strides:
         if stride not in finished:
             print(f"{stride:6d}  (not run yet)")
@@ -97,7 +97,8 @@ def main() -> None:
              else f"{ttest_rel(ours, theirs).pvalue:.3g}")
         print(f"{stride:6d} {windows:8d} {tokens:9d} {r['s/epoch']:8.1f} {r['epochs']:6d} "
               f"{r['best']:5d} {r['valid N@10']:10.4f} {r['test N@10']:9.4f} "
-              f"{r['test R@10']:9.4f} {r['test N@20']:9.4f} {p:>9s}")
+              f"{r['test R@10']:9.4f} {r['test N@20']:9.4f} {p:>9s}".rstrip())
+
 
 if __name__ == "__main__":
     main()

@@ -119,7 +119,8 @@ def training_summary(results: pd.DataFrame, max_epochs: int, patience: int) -> s
     >>> from recmodels.comparison.report import training_summary
     >>> rows = pd.DataFrame({"method": ["id", "ace"], "backbone": "sasrec", "seed": 0,
     ...                      "split": "test", "selected": True, "epochs": [8, 10],
-    ...                      "best_epoch": [5, 10], "seconds": [90.0, 60.0]})
+    ...                      "best_epoch": [5, 10], "seconds": [90.0, 60.0],
+    ...                      "lr": 1e-3, "fingerprint": ["a", "b"]})
     >>> print(training_summary(rows, max_epochs=10, patience=3))
     sasrec: id 8 epochs (best 5), ace 10 (best 10); 1 of 2 cells reached the 10-epoch cap \
 before early stopping (patience 3); 2.5 min of training in these cells.
@@ -137,8 +138,39 @@ before early stopping (patience 3); 2.5 min of training in these cells.
     ending = (f"{capped} of {len(test)} cells reached the {max_epochs}-epoch cap before early "
               f"stopping (patience {patience})" if capped else
               f"every cell stopped early (no improvement in {patience} epochs)")
-    return (f"{'; '.join(blocks)}; {ending}; {test['seconds'].sum() / 60:.1f} min of "
-            "training in these cells.")
+    candidates = (", learning-rate candidates included"
+                  if not results["selected"].astype(bool).all() else "")
+    return (f"{'; '.join(blocks)}; {ending}; {training_seconds(results) / 60:.1f} min of "
+            f"training in these cells{candidates}.")
+
+
+def training_seconds(results: pd.DataFrame) -> float:
+    """Seconds of training behind ``results``: each cell once, unchosen candidates included.
+
+    A cell has one fingerprint however many rows it has (``+map`` rows share their
+    method's). A chosen rate's run that continued its short-grid candidate's checkpoint
+    already counts the candidate's epochs, so that candidate is left out.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels.comparison.report import training_seconds
+    >>> rows = pd.DataFrame({
+    ...     "method": ["ace", "ace+map", "ace", "ace"], "backbone": "sasrec", "seed": 0,
+    ...     "split": "test", "lr": [1e-3, 1e-3, 1e-3, 1e-4],
+    ...     "selected": [True, True, False, False], "fingerprint": ["full", "full", "c1", "c2"],
+    ...     "seconds": [600.0, 600.0, 120.0, 100.0]})
+    >>> training_seconds(rows)  # the full run (which holds c1's epochs) and c2
+    700.0
+    """
+    test = results[results["split"] == "test"].drop_duplicates("fingerprint")
+    selected = test["selected"].astype(bool)
+    method = test["method"].str.removesuffix(MAP_SUFFIX)
+    chosen = set(zip(method[selected], test["backbone"][selected], test["seed"][selected],
+                     test["lr"][selected]))
+    continued = [not is_selected and key in chosen for is_selected, key in zip(
+        selected, zip(method, test["backbone"], test["seed"], test["lr"]))]
+    return float(test["seconds"][~pd.Series(continued, index=test.index)].sum())
 
 
 def write_spectrum(E: np.ndarray, out: Path, lams=(0.0, 1.0, 10.0, 50.0, 500.0),
