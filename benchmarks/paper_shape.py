@@ -84,6 +84,12 @@ def shape_tables(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20") -
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
     test = results[(results["split"] == "test") & results["selected"].astype(bool)
                    & (results["backbone"] == backbone)]
+    several = test.groupby(["method", "seed"])["fingerprint"].nunique()
+    if (several > 1).any():
+        method, seed = several[several > 1].index[0]
+        raise SystemExit(f"{out / 'results.csv'}: {method} + {backbone} has several selected "
+                         f"cells for seed {seed} (other settings, e.g. --sequences); the table "
+                         "needs one cell per method and seed: report them from separate folders.")
     methods = [m for m in PAPER if m in set(test["method"])]
     if len(methods) < 2:
         raise SystemExit(f"{out / 'results.csv'}: fewer than two of the paper's methods "
