@@ -23,14 +23,15 @@ import pandas as pd
 from scipy.stats import ttest_rel
 
 from recmodels.comparison.cold import NEW_SPLIT
-from recmodels.comparison.report import TABLE_METRICS, per_user_test_metrics
+from recmodels.comparison.report import (TABLE_METRICS, cell_sequences,
+                                         per_user_test_metrics)
 
 ALPHA = 0.05
 USERS = {"all": "test", "new": NEW_SPLIT}
 
 
 def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
-               users: str = "all") -> str:
+               users: str = "all", sequences: str | None = None) -> str:
     """The markdown table of every pair of ``out``'s selected ``backbone`` test rows."""
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
     test = results[(results["split"] == "test") & results["selected"].astype(bool)]
@@ -38,6 +39,8 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
         raise SystemExit(f"{out / 'results.csv'}: no selected {backbone} test cells; "
                          f"--backbone one of: {', '.join(sorted(set(test['backbone'])))}.")
     test = test[test["backbone"] == backbone]
+    if sequences is not None:
+        test = test[test["settings"].map(cell_sequences) == sequences]
     if users == "new" and not any(json.loads(settings).get("protocol") == "cold-start"
                                   for settings in test["settings"]):
         raise SystemExit(f"{out}: --users new needs a folder of an ace-bench --protocol "
@@ -46,8 +49,8 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
     if (several > 1).any():
         method, seed = several[several > 1].index[0]
         raise SystemExit(f"{out / 'results.csv'}: {method} + {backbone} has several selected "
-                         f"cells for seed {seed} (other settings, e.g. --sequences); pairs "
-                         "need one cell per method and seed: report them from separate folders.")
+                         f"cells for seed {seed} (other settings); pairs need one cell per "
+                         "method and seed: choose the training rows with --sequences.")
     per_user = {}
     for method, rows in test.groupby("method", sort=False):
         metrics = per_user_test_metrics(rows, out, USERS[users])
@@ -79,13 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="an ace-bench --out folder")
     parser.add_argument("--backbone", default="sasrec")
     parser.add_argument("--metric", choices=TABLE_METRICS, default="ndcg@20")
+    parser.add_argument("--sequences", choices=["windows", "prefixes"],
+                        help="only cells whose backbone trained on these rows (GRU4Rec and "
+                             "SASRec can train on either); default: every cell")
     parser.add_argument("--users", choices=sorted(USERS), default="all",
                         help="all test users, or (cold-start protocol) those whose test "
                              "target is a new item")
     args = parser.parse_args(argv)
     if not (args.folder / "results.csv").is_file():
         parser.error(f"{args.folder}: no results.csv here; pass an ace-bench --out folder.")
-    print(pair_table(args.folder, args.backbone, args.metric, args.users))
+    print(pair_table(args.folder, args.backbone, args.metric, args.users,
+                     args.sequences))
     return 0
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import ttest_rel
 
-from recmodels.comparison.report import TABLE_METRICS, per_user_test_metrics
+from recmodels.comparison.report import (TABLE_METRICS, cell_sequences,
+                                         per_user_test_metrics)
 
 ALPHA = 0.05
 # Seed paper, Table 1, Beauty, SASRec, full ranking: R@10, N@10, R@20, N@20.
@@ -79,17 +80,20 @@ def pair_verdict(paper_a: float, paper_b: float, ours_a, ours_b) -> tuple[str, f
     return ("reversed" if p_reverse < ALPHA else "level"), p_paper, p_reverse
 
 
-def shape_tables(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20") -> str:
+def shape_tables(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
+                 sequences: str | None = None) -> str:
     """Both tables as markdown, for the methods of ``out`` that the paper also has."""
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
     test = results[(results["split"] == "test") & results["selected"].astype(bool)
                    & (results["backbone"] == backbone)]
+    if sequences is not None:
+        test = test[test["settings"].map(cell_sequences) == sequences]
     several = test.groupby(["method", "seed"])["fingerprint"].nunique()
     if (several > 1).any():
         method, seed = several[several > 1].index[0]
         raise SystemExit(f"{out / 'results.csv'}: {method} + {backbone} has several selected "
-                         f"cells for seed {seed} (other settings, e.g. --sequences); the table "
-                         "needs one cell per method and seed: report them from separate folders.")
+                         f"cells for seed {seed} (other settings); the table needs one cell per "
+                         "method and seed: choose the training rows with --sequences.")
     methods = [m for m in PAPER if m in set(test["method"])]
     if len(methods) < 2:
         raise SystemExit(f"{out / 'results.csv'}: fewer than two of the paper's methods "
@@ -132,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="an ace-bench --out folder")
     parser.add_argument("--backbone", default="sasrec")
     parser.add_argument("--metric", choices=TABLE_METRICS, default="ndcg@20")
+    parser.add_argument("--sequences", choices=["windows", "prefixes"],
+                        help="only cells whose backbone trained on these rows (GRU4Rec and "
+                             "SASRec can train on either); default: every cell")
     args = parser.parse_args(argv)
     if not (args.folder / "results.csv").is_file():
         parser.error(f"{args.folder}: no results.csv here; pass an ace-bench --out folder.")
-    print(shape_tables(args.folder, args.backbone, args.metric))
+    print(shape_tables(args.folder, args.backbone, args.metric, args.sequences))
     return 0
 
 

@@ -1,7 +1,9 @@
 """The benchmark scripts run end to end at a small size and print what docs/results.md quotes."""
 
 import importlib.util
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +189,30 @@ def test_pairwise_reads_the_cold_start_folder_and_tests_every_pair(capsys, users
     if users == "new":  # ID-only never ranks a new target; ACE and WhitenRec+ are level
         assert printed[frozenset(("ace", "id"))] < 1e-20
         assert printed[frozenset(("ace", "whitenplus"))] > 0.3
+
+
+def test_pairwise_keeps_apart_cells_that_trained_on_other_rows(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("pairwise", BENCHMARKS / "pairwise.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = BENCHMARKS / "results" / "beauty_cold_start"
+    shutil.copytree(source / "runs", tmp_path / "runs")
+    results = pd.read_csv(source / "results.csv", dtype={"fingerprint": str})
+    # The same id cell once more, as if trained on prefix rows (another fingerprint).
+    twin = results[results["method"] == "id"].copy()
+    old_key = twin["fingerprint"].iloc[0]
+    twin["fingerprint"] = "0" * 16
+    prefixes = {"backbone_settings": {"sequences": "prefixes"}}
+    twin["settings"] = [json.dumps(json.loads(s) | prefixes) for s in twin["settings"]]
+    for suffix in (".npz", ".json"):
+        shutil.copy(tmp_path / "runs" / f"{old_key}{suffix}",
+                    tmp_path / "runs" / f"{'0' * 16}{suffix}")
+    pd.concat([results, twin]).to_csv(tmp_path / "results.csv", index=False)
+    with pytest.raises(SystemExit, match="several selected cells for seed 0.*--sequences"):
+        module.main([str(tmp_path)])
+    assert module.main([str(tmp_path), "--sequences", "windows"]) == 0
+    windows = capsys.readouterr().out
+    assert module.main([str(source)]) == 0
+    assert windows.split("\n", 1)[1] == capsys.readouterr().out.split("\n", 1)[1]
+    with pytest.raises(SystemExit, match="fewer than two methods"):  # the twin alone
+        module.main([str(tmp_path), "--sequences", "prefixes"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from ace_transform.model_selection import lam_path
 
 from ..metrics import per_user_metrics
 from .cold import MAP_SUFFIX, NEW_SPLIT, rank_name
+from ..models import BACKBONES
 from .methods import METHODS
 from .runner import load_ranks
 
@@ -206,3 +209,23 @@ def cold_start_tables(results: pd.DataFrame, out: Path, split) -> str:
             f"'{MAP_SUFFIX}': the new items' rows carried into the trained table by a ridge "
             "map fitted on the warm items; without it, their rows as the method's reshaper "
             "made them (ID-only: its initial random rows).")
+
+
+def cell_sequences(settings: str | dict) -> str:
+    """The training rows a cell's backbone used (``windows`` or ``prefixes``), from its
+    ``settings`` column: the backbone's own default unless the cell's settings name one.
+
+    Examples
+    --------
+    >>> from recmodels.comparison.report import cell_sequences
+    >>> cell_sequences({"backbone": "gru4rec"}), cell_sequences({"backbone": "bert4rec"})
+    ('windows', 'prefixes')
+    >>> cell_sequences('{"backbone": "gru4rec", "backbone_settings": {"sequences": "prefixes"}}')
+    'prefixes'
+    """
+    settings = json.loads(settings) if isinstance(settings, str) else settings
+    chosen = settings.get("backbone_settings", {}).get("sequences")
+    if chosen is not None:
+        return chosen
+    backbone = BACKBONES[settings["backbone"]]
+    return inspect.signature(backbone).parameters["sequences"].default
