@@ -41,10 +41,13 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
     test = test[test["backbone"] == backbone]
     if sequences is not None:
         test = test[test["settings"].map(cell_sequences) == sequences]
-    if users == "new" and not any(json.loads(settings).get("protocol") == "cold-start"
-                                  for settings in test["settings"]):
-        raise SystemExit(f"{out}: --users new needs a folder of an ace-bench --protocol "
-                         "cold-start run; this one ran the standard protocol.")
+    if users == "new":
+        test = test[[json.loads(settings).get("protocol") == "cold-start"
+                     for settings in test["settings"]]]
+        if test.empty:
+            raise SystemExit(f"{out}: --users new needs cells of an ace-bench --protocol "
+                             f"cold-start run; this folder's {backbone} cells ran the "
+                             "standard protocol.")
     several = test.groupby(["method", "seed"])["fingerprint"].nunique()
     if (several > 1).any():
         method, seed = several[several > 1].index[0]
@@ -76,6 +79,7 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
         lines.append(f"| {high} ({means[high]:.4f}) | {low} ({means[low]:.4f}) | "
                      f"{means[high] - means[low]:+.4f} | {p_text} |")
     return "\n".join(lines)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
