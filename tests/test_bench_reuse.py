@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recmodels.comparison.cli import main
-from recmodels.comparison.runner import load_ranks
+from recmodels.comparison.runs import load_ranks
 from recmodels.metrics import per_user_metrics
 from recmodels_helpers import toy_argv, toy_folder
 
@@ -198,3 +198,51 @@ def test_sequences_reaches_the_model_and_the_fingerprint_only_where_it_changes_i
         saved = json.loads((out / "runs" / f"{key}.json").read_text())
         assert saved["trainer_settings"]["model"]["model"].get("sequences", "windows") == (
             "windows" if key == before["sasrec"][0] else "prefixes")
+
+
+def test_dry_run_lists_every_cell_and_trains_nothing(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    grid = ("--lr-grid", "1e-3,1e-4", "--grid-epochs", "1", "--max-epochs", "2")
+    assert main(toy_argv(folder, out, "--methods", "id", *grid)) == 0
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    capsys.readouterr()
+    assert main(toy_argv(folder, out, "--methods", "id,ace", "--seeds", "0,1", *grid,
+                         "--dry-run")) == 0
+    printed = capsys.readouterr().out
+    # Nothing was trained or written: the folder holds exactly what it held.
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    rows = [line.split() for line in printed.splitlines() if line.split()[:1] == ["sasrec"]]
+    chosen = json.loads(pd.read_csv(out / "results.csv")["lr_valid"].iloc[0])
+    best = max(chosen, key=chosen.get)  # id's candidates are done, so its rate is known
+    assert rows == [
+        ["sasrec", "id", "0", "0.001", "candidate", "done"],
+        ["sasrec", "id", "0", "0.0001", "candidate", "done"],
+        ["sasrec", "id", "0", best, "run", "done"],
+        ["sasrec", "id", "1", best, "run", "to", "train"],
+        ["sasrec", "ace", "0", "0.001", "candidate", "to", "train"],
+        ["sasrec", "ace", "0", "0.0001", "candidate", "to", "train"],
+        ["sasrec", "ace", "0", "-", "run", "after", "the", "candidates"],
+        ["sasrec", "ace", "1", "-", "run", "after", "the", "candidates"],
+    ]
+    assert "3 of 8 cells done, 5 left" in printed
+
+
+def test_dry_run_reports_a_checkpoint_to_resume(folder, tmp_path):
+    from recmodels import build_sequences, load_folder
+    from recmodels.checkpoint import save_atomic
+    from recmodels.comparison import ComparisonPlan
+    from recmodels.comparison.runner import cell_inputs, cell_settings
+    from recmodels.comparison.runs import checkpoint_path
+    from recmodels.comparison.status import plan_status
+    from recmodels.provenance import fingerprint
+
+    interactions, _ = load_folder(folder)
+    data = build_sequences(interactions, k_core=1)
+    E = np.random.default_rng(0).standard_normal((data.n_items, 8)).astype(np.float32)
+    plan = ComparisonPlan(["id"], ["sasrec"], [0], hidden_size=8, max_len=5, max_epochs=4,
+                          lr=1e-3, k_core=1)
+    inputs, _ = cell_inputs(plan, data, E)
+    key = fingerprint(cell_settings(plan, "id", "sasrec", 0, 1e-3, inputs))
+    assert plan_status(plan, data, E, tmp_path)["status"].tolist() == ["to train"]
+    save_atomic({"trainer": {"epoch": 3}}, checkpoint_path(tmp_path, "id", "sasrec", 0, 1e-3, key))
+    assert plan_status(plan, data, E, tmp_path)["status"].tolist() == ["resumes after epoch 3"]

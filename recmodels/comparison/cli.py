@@ -15,11 +15,13 @@ from ..data import build_sequences, load_folder
 from ..datasets import example_folder
 from ..models.base import CAUSAL_SEQUENCES
 from ..trainer import TrainingDivergedError
+from . import arguments
 from .cold import PROTOCOLS, make_split
 from .inputs import InputError, load_embeddings
 from .methods import METHODS
 from .report import cold_start_tables, markdown_table, training_summary, write_spectrum
 from .runner import BACKBONES, DEFAULT_LR_GRID, ComparisonPlan, run_comparison
+from .status import plan_status, status_report
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
 BUILTIN = example_folder()
@@ -61,79 +63,9 @@ provenance: each row of results.csv carries a fingerprint of everything that dec
 size, window stride, k-core, seed, digests of the interactions and of the embeddings, the
 package version; under the cold-start protocol also its settings and the new items) and
 the settings themselves (JSON); a finished cell is reused only for an equal fingerprint.
-OUT/runs/ keeps each cell's per-user ranks, full settings and history.
+OUT/runs/ keeps each cell's per-user ranks, full settings and history. --dry-run lists
+every cell of the command (done, resumes after epoch N, or to train) and trains nothing.
 """
-
-
-def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _choices(text: str, known, option: str) -> list[str]:
-    names = _csv(text)
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        problem = f"unknown name(s) {unknown}" if unknown else "no name given"
-        raise InputError(f"{option} {text}: {problem}; choose from {sorted(known)}, "
-                         "separated by commas.")
-    return names
-
-
-def _integers(text: str, option: str) -> list[int]:
-    try:
-        values = [int(part) for part in _csv(text)]
-    except ValueError:
-        values = []
-    if not values:
-        raise InputError(f"{option} {text}: not a list of integers; write e.g. {option} 0,1,2.")
-    return values
-
-
-def _positive(value: int, option: str) -> int:
-    if value < 1:
-        raise InputError(f"{option} {value}: must be a positive integer; write e.g. {option} 256.")
-    return value
-
-
-def _rates(text: str, option: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in _csv(text))
-    except ValueError:
-        values = ()
-    if not values or not all(0 < v < 1 for v in values):
-        raise InputError(f"{option} {text}: not a list of learning rates in (0, 1); write e.g. "
-                         f"{option} 1e-3,5e-4,1e-4.")
-    return values
-
-
-def _overrides(pairs: list[str]) -> dict[str, dict]:
-    overrides: dict[str, dict] = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        method, _, name = key.partition(".")
-        if not value or not name:
-            raise InputError(f"--param {pair}: write METHOD.SETTING=VALUE, e.g. ace.lam=10.")
-        if method not in METHODS:
-            raise InputError(f"--param {pair}: unknown method {method!r}; choose from "
-                             f"{sorted(METHODS)}.")
-        defaults = METHODS[method].known_settings
-        if name not in defaults:
-            raise InputError(f"--param {pair}: method {method!r} has no setting {name!r}; it "
-                             f"takes {sorted(defaults) or 'none'}.")
-        parsed: object = value
-        for cast in (int, float):
-            try:
-                parsed = cast(value)
-                break
-            except ValueError:
-                pass
-        if value in ("True", "False", "None"):
-            parsed = {"True": True, "False": False, "None": None}[value]
-        if isinstance(parsed, str) and not isinstance(defaults[name], str):
-            raise InputError(f"--param {pair}: {value!r} is not a number, True, False or None; "
-                             f"write e.g. {method}.{name}={defaults[name]}.")
-        overrides.setdefault(method, {})[name] = parsed
-    return overrides
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -205,6 +137,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cold-choice", choices=CHOICES, default=None,
                         help="which items are new: the latest first interactions (needs "
                              "timestamps) or a random draw (cold-start only; default latest)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list every cell of the command and whether it is done, resumes "
+                             "from a checkpoint or is still to train; train nothing")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an input or training error instead of a "
                              "one-line message")
@@ -354,19 +289,22 @@ def main(argv=None) -> int:
 def _compare(args: argparse.Namespace) -> int:
     cold_share, cold_choice = _cold_start(args)
     plan = ComparisonPlan(
-        methods=_choices(args.methods, METHODS, "--methods"),
-        backbones=_choices(args.backbones, BACKBONES, "--backbones"),
-        seeds=_integers(args.seeds, "--seeds"), max_epochs=args.max_epochs,
-        patience=args.patience, lr=args.lr, lr_grid=_rates(args.lr_grid, "--lr-grid"),
+        methods=arguments.choices(args.methods, METHODS, "--methods"),
+        backbones=arguments.choices(args.backbones, BACKBONES, "--backbones"),
+        seeds=arguments.integers(args.seeds, "--seeds"), max_epochs=args.max_epochs,
+        patience=args.patience, lr=args.lr, lr_grid=arguments.rates(args.lr_grid, "--lr-grid"),
         grid_epochs=_grid_epochs(args),
         device=args.device, window_stride=args.window_stride, sequences=args.sequences,
         hidden_size=args.hidden_size,
         max_len=args.max_len, k_core=args.k_core, max_history=args.max_history,
-        batch_size=_positive(args.batch_size, "--batch-size"),
-        overrides=_overrides(args.param),
+        batch_size=arguments.positive(args.batch_size, "--batch-size"),
+        overrides=arguments.overrides(args.param),
         protocol=args.protocol, cold_share=cold_share, cold_choice=cold_choice)
     started = time.perf_counter()
     data, E, first_seen = load_inputs(args, plan)
+    if args.dry_run:
+        print(status_report(plan_status(plan, data, E, args.out, first_seen)))
+        return 0
     results = run_comparison(plan, data, E, args.out, first_seen=first_seen)
     if plan.protocol == "cold-start":
         split = make_split(plan, data, first_seen)

@@ -16,7 +16,7 @@ from ..metrics import per_user_metrics
 from .cold import MAP_SUFFIX, NEW_SPLIT, rank_name
 from ..models import BACKBONES
 from .methods import METHODS
-from .runner import load_ranks
+from .runs import load_ranks
 
 TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 HEADERS = {"recall@10": "R@10", "ndcg@10": "N@10", "recall@20": "R@20", "ndcg@20": "N@20"}

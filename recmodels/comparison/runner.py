@@ -31,6 +31,7 @@ from ..provenance import array_digest, fingerprint, sequence_digest, settings_di
 from ..trainer import CheckpointMismatchError, Trainer, resolve_device
 from .cold import PROTOCOLS, evaluate_cell, make_split, protocol_settings
 from .methods import METHODS, build_table
+from .runs import checkpoint_path, save_run, write_atomic
 
 METRICS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20", "recall@50", "ndcg@50"]
 COLUMNS = ["method", "backbone", "seed", "lr", "selected", "split", *METRICS, "epochs",
@@ -165,39 +166,15 @@ def backbone_settings(method: str, backbone: str, plan: ComparisonPlan | None = 
     return {"backbone_settings": arguments} if arguments else {}
 
 
-def _write_atomic(path: Path, write) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
-def _save_run(out: Path, key: str, result, ranks: dict[str, np.ndarray]) -> None:
-    """Per-user ranks (by split name) and the full settings and history of a finished cell."""
-    runs = out / "runs"
-    runs.mkdir(exist_ok=True)
-
-    def write_ranks(path: Path) -> None:
-        with open(path, "wb") as stream:
-            np.savez(stream, **{split: np.asarray(values, dtype=np.int32)
-                                for split, values in ranks.items() if values is not None})
-
-    _write_atomic(runs / f"{key}.npz", write_ranks)
-    _write_atomic(runs / f"{key}.json", lambda p: p.write_text(json.dumps(
-        {"trainer_settings": result.settings, "history": result.history}, indent=1)))
-
-
-def load_ranks(out: Path, key: str, split: str = "test") -> np.ndarray | None:
-    """Per-user ranks a finished cell saved, or None when they are missing.
-
-    ``split`` is ``"valid"`` or ``"test"``; cold-start cells also keep ``"test-new"``
-    (users whose test target is new, in user order) and the ``"+map"`` variant's
-    (``"test+map"``, ...; :func:`~recmodels.comparison.cold.rank_name`).
-    """
-    path = out / "runs" / f"{key}.npz"
-    if not path.exists():
-        return None
-    with np.load(path) as saved:
-        return saved[split] if split in saved else None
+def cell_inputs(plan: ComparisonPlan, data: SequenceData, E: np.ndarray,
+                first_seen: np.ndarray | None = None) -> tuple[dict, object]:
+    """The digests of a plan's inputs that enter every cell's fingerprint, and its
+    cold-start split (None under the standard protocol)."""
+    inputs = {"data": sequence_digest(data), "embeddings": array_digest(E)}
+    split = make_split(plan, data, first_seen)
+    if split is not None:
+        inputs["new_items"] = array_digest(split.new_items)
+    return inputs, split
 
 
 class _Cells:
@@ -210,10 +187,8 @@ class _Cells:
         self.results = (pd.read_csv(self.path, dtype=TEXT_COLUMNS, keep_default_na=False,
                                     na_values={m: [""] for m in METRICS})
                         if self.path.exists() else pd.DataFrame(columns=COLUMNS))
-        self.inputs = {"data": sequence_digest(data), "embeddings": array_digest(E)}
-        self.split = make_split(plan, data, first_seen)
+        self.inputs, self.split = cell_inputs(plan, data, E, first_seen)
         if self.split is not None:
-            self.inputs["new_items"] = array_digest(self.split.new_items)
             self._say(str(self.split))
         self.count, self.total = 0, 0
         self.candidate_keys: set[str] = set()
@@ -255,13 +230,12 @@ class _Cells:
         rows = self._train(method, backbone, seed, lr, settings, key, continue_from,
                            keep_checkpoint=max_epochs is not None)
         self.results = pd.concat([self.results, rows], ignore_index=True)
-        _write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
+        write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
         return rows
 
     def _checkpoint(self, method: str, backbone: str, seed: int, lr: float,
                     key: str = "*") -> Path:
-        """Where the cell's run is checkpointed; ``key="*"`` gives a glob over its versions."""
-        return self.out / "checkpoints" / f"{method}-{backbone}-s{seed}-lr{lr:g}-{key[:12]}.pt"
+        return checkpoint_path(self.out, method, backbone, seed, lr, key)
 
     def _train(self, method, backbone, seed, lr, settings, key,
                continue_from: str | None = None, keep_checkpoint: bool = False) -> pd.DataFrame:
@@ -299,7 +273,7 @@ class _Cells:
             rows = [(method, "valid", result.best_valid), (method, "test", result.test)]
         else:
             ranks, rows = evaluate_cell(trainer, result, split, method)
-        _save_run(self.out, key, result, ranks)
+        save_run(self.out, key, result, ranks)
         if not keep_checkpoint:
             path.unlink(missing_ok=True)
         return pd.DataFrame([
@@ -387,7 +361,7 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
             cells.results.loc[mask, "lr_valid"] = json.dumps(
                 {f"{lr:g}": round(score, 6) for lr, score in scores.items()})
             in_plan += keys
-    _write_atomic(cells.path, lambda p: cells.results[COLUMNS].to_csv(p, index=False))
+    write_atomic(cells.path, lambda p: cells.results[COLUMNS].to_csv(p, index=False))
     results = cells.results[cells.results["fingerprint"].isin(in_plan)].reset_index(drop=True)
     results["selected"] = results["selected"].astype(bool)
     return results

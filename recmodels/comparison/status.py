@@ -1,0 +1,109 @@
+"""What an ``ace-bench`` command would do: each cell of its plan, done, resumable or to train.
+
+``ace-bench --dry-run`` prints this and trains nothing; long comparisons spread over
+several sessions use it to see what is left.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import checkpoint
+from ..data import SequenceData
+from ..provenance import fingerprint
+from .runner import SELECTION_METRIC, TEXT_COLUMNS, ComparisonPlan, cell_inputs, cell_settings
+from .runs import checkpoint_path
+
+STATUS_COLUMNS = ["backbone", "method", "seed", "lr", "role", "status"]
+
+
+def _epochs_in(path: Path) -> int | None:
+    """The last finished epoch of the checkpoint at ``path``; None when there is none."""
+    if not path.exists():
+        return None
+    return int(checkpoint.load(path)["trainer"]["epoch"])
+
+
+def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Path,
+                first_seen: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per cell of ``plan``: ``done``, ``resumes after epoch N`` or ``to train``.
+
+    A chosen rate's run is known only once every learning-rate candidate of its method is
+    done; until then its rows have ``lr`` NaN and the status ``after the candidates``.
+    Nothing is trained or written.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from recmodels import build_sequences
+    >>> from recmodels.datasets import make_interactions
+    >>> from recmodels.comparison import ComparisonPlan, run_comparison
+    >>> from recmodels.comparison.status import plan_status
+    >>> data = build_sequences(make_interactions(n_users=12, n_items=9), k_core=1)
+    >>> E = np.random.default_rng(0).standard_normal((data.n_items, 32)).astype(np.float32)
+    >>> plan = ComparisonPlan(["id", "ace"], ["sasrec"], [0], hidden_size=8, max_len=5,
+    ...                       max_epochs=1, lr=1e-3, k_core=1)
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = run_comparison(ComparisonPlan(["id"], ["sasrec"], [0], hidden_size=8, max_len=5,
+    ...                                   max_epochs=1, lr=1e-3, k_core=1),
+    ...                    data, E, out, verbose=False)
+    >>> plan_status(plan, data, E, out)[["method", "status"]].values.tolist()
+    [['id', 'done'], ['ace', 'to train']]
+    """
+    path = out / "results.csv"
+    results = (pd.read_csv(path, dtype=TEXT_COLUMNS) if path.exists()
+               else pd.DataFrame(columns=["fingerprint", "split", "method", SELECTION_METRIC]))
+    inputs, _ = cell_inputs(plan, data, E, first_seen)
+    grid_epochs = plan.grid_epochs if plan.short_grid else None
+    first, *others = plan.seeds
+    rows = []
+
+    def status(method, backbone, seed, lr, max_epochs=None, continue_from=None) -> str:
+        key = fingerprint(cell_settings(plan, method, backbone, seed, lr, inputs, max_epochs))
+        if (results["fingerprint"] == key).any():
+            return "done"
+        epoch = _epochs_in(checkpoint_path(out, method, backbone, seed, lr, key))
+        if epoch is None and continue_from is not None:
+            epoch = _epochs_in(checkpoint_path(out, method, backbone, seed, lr, continue_from))
+            if epoch is not None:
+                return f"continues its candidate after epoch {epoch}"
+        return "to train" if epoch is None else f"resumes after epoch {epoch}"
+
+    for backbone in plan.backbones:
+        for method in plan.methods:
+            scores, keys = {}, {}
+            for lr in plan.learning_rates:
+                state = status(method, backbone, first, lr, grid_epochs)
+                keys[lr] = fingerprint(cell_settings(plan, method, backbone, first, lr, inputs,
+                                                     grid_epochs))
+                rows.append((backbone, method, first, lr,
+                             "candidate" if grid_epochs or len(plan.learning_rates) > 1
+                             else "run", state))
+                valid = results[(results["fingerprint"] == keys[lr])
+                                & (results["split"] == "valid") & (results["method"] == method)]
+                if len(valid):
+                    scores[lr] = float(valid[SELECTION_METRIC].iloc[0])
+            finals = [first, *others] if grid_epochs else others
+            if len(scores) < len(plan.learning_rates):
+                rows += [(backbone, method, seed, np.nan, "run", "after the candidates")
+                         for seed in finals]
+                continue
+            best = max(plan.learning_rates, key=lambda lr: scores[lr])
+            rows += [(backbone, method, seed, best, "run",
+                      status(method, backbone, seed, best,
+                             continue_from=keys[best] if grid_epochs and seed == first
+                             else None))
+                     for seed in finals]
+    return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+def status_report(status: pd.DataFrame) -> str:
+    """The status table as text, and a line that counts its cells by status."""
+    table = status.assign(lr=status["lr"].map(lambda lr: "-" if np.isnan(lr) else f"{lr:g}"))
+    counts = table["status"].str.split().str[0].value_counts()
+    done = int(counts.get("done", 0))
+    return (f"{table.to_string(index=False)}\n\n{done} of {len(table)} cells done, "
+            f"{len(table) - done} left; nothing was trained (--dry-run).")
