@@ -283,8 +283,8 @@ def test_sasrec_and_bert4rec_settings_are_the_plain_defaults():
     for method in METHODS.values():
         for backbone in ("sasrec", "bert4rec", None):
             assert method.settings(backbone) == method.defaults
-    from recmodels.comparison.cli import _overrides
+    from recmodels.comparison.arguments import overrides
 
     # A GRU4Rec-only setting can still be set from the command line.
-    assert _overrides(["id.init=normal", "llmemb.adapter_init=xavier"]) == {
+    assert overrides(["id.init=normal", "llmemb.adapter_init=xavier"]) == {
         "id": {"init": "normal"}, "llmemb": {"adapter_init": "xavier"}}
