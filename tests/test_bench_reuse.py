@@ -212,8 +212,8 @@ def test_dry_run_lists_every_cell_and_trains_nothing(folder, tmp_path, capsys):
     # Nothing was trained or written: the folder holds exactly what it held.
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
     rows = [line.split() for line in printed.splitlines() if line.split()[:1] == ["sasrec"]]
-    chosen = json.loads(pd.read_csv(out / "results.csv")["lr_valid"].iloc[0])
-    best = max(chosen, key=chosen.get)  # id's candidates are done, so its rate is known
+    results = pd.read_csv(out / "results.csv")
+    best = f"{results.loc[results['selected'], 'lr'].iloc[0]:g}"  # id's rate is known
     assert rows == [
         ["sasrec", "id", "0", "0.001", "candidate", "done"],
         ["sasrec", "id", "0", "0.0001", "candidate", "done"],
@@ -225,6 +225,19 @@ def test_dry_run_lists_every_cell_and_trains_nothing(folder, tmp_path, capsys):
         ["sasrec", "ace", "1", "-", "run", "after", "the", "candidates"],
     ]
     assert "3 of 8 cells done, 5 left" in printed
+
+
+def test_dry_run_with_one_rate_reuses_any_seed_already_run(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(toy_argv(folder, out, "--methods", "id", "--lr", "1e-3", "--seeds", "1",
+                         "--max-epochs", "1")) == 0
+    capsys.readouterr()
+    assert main(toy_argv(folder, out, "--methods", "id", "--lr", "1e-3", "--seeds", "0,1,1",
+                         "--max-epochs", "1", "--dry-run")) == 0
+    printed = capsys.readouterr().out
+    rows = [line.split() for line in printed.splitlines() if line.split()[:1] == ["sasrec"]]
+    assert rows == [["sasrec", "id", "0", "0.001", "run", "to", "train"],
+                    ["sasrec", "id", "1", "0.001", "run", "done"]]
 
 
 def test_dry_run_reports_a_checkpoint_to_resume(folder, tmp_path):

@@ -64,7 +64,8 @@ size, window stride, k-core, seed, digests of the interactions and of the embedd
 package version; under the cold-start protocol also its settings and the new items) and
 the settings themselves (JSON); a finished cell is reused only for an equal fingerprint.
 OUT/runs/ keeps each cell's per-user ranks, full settings and history. --dry-run lists
-every cell of the command (done, resumes after epoch N, or to train) and trains nothing.
+every cell of the command (done, resumes after epoch N, continues its candidate, to train,
+or after the candidates) and trains nothing.
 """
 
 
@@ -139,7 +140,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "timestamps) or a random draw (cold-start only; default latest)")
     parser.add_argument("--dry-run", action="store_true",
                         help="list every cell of the command and whether it is done, resumes "
-                             "from a checkpoint or is still to train; train nothing")
+                             "from a checkpoint or is still to train; train nothing (without "
+                             "--embeddings it still encodes and caches the item text, whose "
+                             "digest is in every fingerprint; the device is too, so check a "
+                             "GPU run's folder with --device cuda)")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an input or training error instead of a "
                              "one-line message")

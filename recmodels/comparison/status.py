@@ -29,11 +29,16 @@ def _epochs_in(path: Path) -> int | None:
 
 def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Path,
                 first_seen: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per cell of ``plan``: ``done``, ``resumes after epoch N`` or ``to train``.
+    """One row per cell of ``plan`` and what a run of it would do with that cell.
 
-    A chosen rate's run is known only once every learning-rate candidate of its method is
-    done; until then its rows have ``lr`` NaN and the status ``after the candidates``.
-    Nothing is trained or written.
+    Statuses: ``done`` (reused), ``resumes after epoch N`` (its checkpoint),
+    ``continues its candidate after epoch N`` (a chosen rate's run that starts from its
+    short-grid candidate's checkpoint), ``to train``, and ``after the candidates``: with a
+    learning-rate grid, a chosen rate's runs are known only once every candidate of the
+    method and backbone is done, so until then their ``lr`` is NaN. Without
+    ``grid_epochs`` the first seed's chosen run is the candidate row itself. The
+    device enters the fingerprints: ``device="auto"`` answers for the machine it runs
+    on. Nothing is trained or written.
 
     Examples
     --------
@@ -58,7 +63,10 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
                else pd.DataFrame(columns=["fingerprint", "split", "method", SELECTION_METRIC]))
     inputs, _ = cell_inputs(plan, data, E, first_seen)
     grid_epochs = plan.grid_epochs if plan.short_grid else None
-    first, *others = plan.seeds
+    # A rate or seed given twice is one cell, as in run_comparison.
+    rates = list(dict.fromkeys(plan.learning_rates))
+    first, *others = dict.fromkeys(plan.seeds)
+    others = [seed for seed in others if seed != first]
     rows = []
 
     def status(method, backbone, seed, lr, max_epochs=None, continue_from=None) -> str:
@@ -75,23 +83,22 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
     for backbone in plan.backbones:
         for method in plan.methods:
             scores, keys = {}, {}
-            for lr in plan.learning_rates:
+            for lr in rates:
                 state = status(method, backbone, first, lr, grid_epochs)
                 keys[lr] = fingerprint(cell_settings(plan, method, backbone, first, lr, inputs,
                                                      grid_epochs))
                 rows.append((backbone, method, first, lr,
-                             "candidate" if grid_epochs or len(plan.learning_rates) > 1
-                             else "run", state))
+                             "candidate" if grid_epochs or len(rates) > 1 else "run", state))
                 valid = results[(results["fingerprint"] == keys[lr])
                                 & (results["split"] == "valid") & (results["method"] == method)]
                 if len(valid):
                     scores[lr] = float(valid[SELECTION_METRIC].iloc[0])
             finals = [first, *others] if grid_epochs else others
-            if len(scores) < len(plan.learning_rates):
+            if len(rates) > 1 and len(scores) < len(rates):
                 rows += [(backbone, method, seed, np.nan, "run", "after the candidates")
                          for seed in finals]
                 continue
-            best = max(plan.learning_rates, key=lambda lr: scores[lr])
+            best = rates[0] if len(rates) == 1 else max(rates, key=lambda lr: scores[lr])
             rows += [(backbone, method, seed, best, "run",
                       status(method, backbone, seed, best,
                              continue_from=keys[best] if grid_epochs and seed == first
