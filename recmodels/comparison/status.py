@@ -69,8 +69,10 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
     others = [seed for seed in others if seed != first]
     rows = []
 
-    def status(method, backbone, seed, lr, max_epochs=None, continue_from=None) -> str:
-        key = fingerprint(cell_settings(plan, method, backbone, seed, lr, inputs, max_epochs))
+    def key_of(method, backbone, seed, lr, max_epochs=None) -> str:
+        return fingerprint(cell_settings(plan, method, backbone, seed, lr, inputs, max_epochs))
+
+    def status(method, backbone, seed, lr, key, continue_from=None) -> str:
         if (results["fingerprint"] == key).any():
             return "done"
         epoch = _epochs_in(checkpoint_path(out, method, backbone, seed, lr, key))
@@ -84,9 +86,8 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
         for method in plan.methods:
             scores, keys = {}, {}
             for lr in rates:
-                state = status(method, backbone, first, lr, grid_epochs)
-                keys[lr] = fingerprint(cell_settings(plan, method, backbone, first, lr, inputs,
-                                                     grid_epochs))
+                keys[lr] = key_of(method, backbone, first, lr, grid_epochs)
+                state = status(method, backbone, first, lr, keys[lr])
                 rows.append((backbone, method, first, lr,
                              "candidate" if grid_epochs or len(rates) > 1 else "run", state))
                 valid = results[(results["fingerprint"] == keys[lr])
@@ -100,7 +101,7 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
                 continue
             best = rates[0] if len(rates) == 1 else max(rates, key=lambda lr: scores[lr])
             rows += [(backbone, method, seed, best, "run",
-                      status(method, backbone, seed, best,
+                      status(method, backbone, seed, best, key_of(method, backbone, seed, best),
                              continue_from=keys[best] if grid_epochs and seed == first
                              else None))
                      for seed in finals]
