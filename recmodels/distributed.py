@@ -15,6 +15,7 @@ every batch and every user on rank 0, gathers that return their input. Under
 from __future__ import annotations
 
 import atexit
+import gc
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -131,6 +132,9 @@ def setup(device: torch.device) -> torch.device:
 
 def _destroy() -> None:
     if dist.is_initialized():
+        # A DDP wrapper lives in a reference cycle: left to the collector at interpreter
+        # exit, its reducer would be freed after the group is gone, and gloo aborts then.
+        gc.collect()
         dist.destroy_process_group()
 
 

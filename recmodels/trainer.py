@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import math
 import sys
 import time
@@ -373,6 +374,11 @@ class Trainer:
                     )
                 distributed.barrier()
 
+        # The DDP wrapper sits in a reference cycle; freed now, its reducer goes while the
+        # process group is up (freed at exit, after the group, gloo can abort the process).
+        del train_loss
+        if distributed.world_size() > 1:
+            gc.collect()
         if state["best_model"] is not None:
             self.model.load_state_dict(state["best_model"])
         best_valid = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), {})
