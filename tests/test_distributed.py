@@ -65,9 +65,9 @@ def run_rank(out: Path, checkpoint_path: Path, max_epochs: int) -> None:
     ddp_left = sum(isinstance(o, torch.nn.parallel.DistributedDataParallel)
                    for o in gc.get_objects())
     gc.enable()
-    torch.save({"world_size": distributed.world_size(), "ddp_left": ddp_left, "batch_counts": batch_counts,
-                "steps": steps, "saves": saves, "test_ranks": result.test_ranks,
-                "losses": [h["loss"] for h in result.history],
+    torch.save({"world_size": distributed.world_size(), "ddp_left": ddp_left,
+                "batch_counts": batch_counts, "steps": steps, "saves": saves,
+                "test_ranks": result.test_ranks, "losses": [h["loss"] for h in result.history],
                 "final_model": model.state_dict()},
                out / f"rank{distributed.rank()}.pt")
 
