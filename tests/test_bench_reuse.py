@@ -225,6 +225,11 @@ def test_dry_run_lists_every_cell_and_trains_nothing(folder, tmp_path, capsys):
         ["sasrec", "ace", "1", "-", "run", "after", "the", "candidates"],
     ]
     assert "3 of 8 cells done, 5 left" in printed
+    # The finished run's test row, as the table prints it; ace has nothing finished yet.
+    test = results[results["selected"] & (results["split"] == "test")].iloc[0]
+    table = printed.split("The finished cells so far:")[1]
+    assert f"| id | {best} | 1 | {test['recall@10']:.4f} | {test['ndcg@10']:.4f} |" in table
+    assert "| ace |" not in table and "id 2 epochs" in table
 
 
 def test_dry_run_with_one_rate_reuses_any_seed_already_run(folder, tmp_path, capsys):
@@ -238,6 +243,11 @@ def test_dry_run_with_one_rate_reuses_any_seed_already_run(folder, tmp_path, cap
     rows = [line.split() for line in printed.splitlines() if line.split()[:1] == ["sasrec"]]
     assert rows == [["sasrec", "id", "0", "0.001", "run", "to", "train"],
                     ["sasrec", "id", "1", "0.001", "run", "done"]]
+    assert "| id | 0.001 | 1 |" in printed.split("The finished cells so far:")[1]
+    # A plan none of whose cells is finished prints no table of them.
+    assert main(toy_argv(folder, out, "--methods", "id", "--lr", "1e-3", "--seeds", "0",
+                         "--max-epochs", "1", "--dry-run")) == 0
+    assert "finished cells" not in capsys.readouterr().out
 
 
 def test_dry_run_reports_a_checkpoint_to_resume(folder, tmp_path):

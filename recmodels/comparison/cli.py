@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..cold_start import CHOICES, MAX_SHARE, first_seen_times
-from ..data import build_sequences, load_folder
+from ..data import SequenceData, build_sequences, load_folder
 from ..datasets import example_folder
 from ..models.base import CAUSAL_SEQUENCES
 from ..trainer import TrainingDivergedError
@@ -21,7 +22,7 @@ from .inputs import InputError, load_embeddings
 from .methods import METHODS
 from .report import cold_start_tables, markdown_table, training_summary, write_spectrum
 from .runner import BACKBONES, DEFAULT_LR_GRID, ComparisonPlan, run_comparison
-from .status import plan_status, status_report
+from .status import finished_rows, plan_status, status_report
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
 BUILTIN = example_folder()
@@ -65,7 +66,8 @@ package version; under the cold-start protocol also its settings and the new ite
 the settings themselves (JSON); a finished cell is reused only for an equal fingerprint.
 OUT/runs/ keeps each cell's per-user ranks, full settings and history. --dry-run lists
 every cell of the command (done, resumes after epoch N, continues its candidate, to train,
-or after the candidates) and trains nothing.
+or after the candidates), prints the table of the finished cells so far, and trains
+nothing.
 """
 
 
@@ -140,7 +142,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "timestamps) or a random draw (cold-start only; default latest)")
     parser.add_argument("--dry-run", action="store_true",
                         help="list every cell of the command and whether it is done, resumes "
-                             "from a checkpoint or is still to train; train nothing (without "
+                             "from a checkpoint or is still to train, and the table of the "
+                             "finished cells; train nothing (without "
                              "--embeddings it still encodes and caches the item text, whose "
                              "digest is in every fingerprint; the device is too, so check a "
                              "GPU run's folder with --device cuda)")
@@ -307,15 +310,16 @@ def _compare(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     data, E, first_seen = load_inputs(args, plan)
     if args.dry_run:
-        print(status_report(plan_status(plan, data, E, args.out, first_seen)))
+        status = plan_status(plan, data, E, args.out, first_seen)
+        print(status_report(status))
+        finished = finished_rows(status, args.out)
+        if finished["selected"].astype(bool).any():
+            table, _ = _tables(plan, finished, data, first_seen, args.out)
+            print(f"\nThe finished cells so far:\n\n{table}\n\nTraining: "
+                  f"{training_summary(finished, plan.max_epochs, plan.patience)}")
         return 0
     results = run_comparison(plan, data, E, args.out, first_seen=first_seen)
-    if plan.protocol == "cold-start":
-        split = make_split(plan, data, first_seen)
-        table = cold_start_tables(results, args.out, split)
-        data = split.data  # the users it evaluates; its catalogue holds the new items too
-    else:
-        table = markdown_table(results, list(METHODS), args.out)
+    table, data = _tables(plan, results, data, first_seen, args.out)
     rates = (f"learning rate {plan.lr:g} for every method" if plan.lr is not None else
              "each method's learning rate chosen from "
              f"{', '.join(f'{lr:g}' for lr in plan.lr_grid)} on the first seed's validation "
@@ -335,6 +339,16 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"wrote {args.out / 'results.csv'}, {args.out / 'results.md'}, {figure} "
           f"in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _tables(plan: ComparisonPlan, results: pd.DataFrame, data: SequenceData,
+            first_seen: np.ndarray | None, out: Path) -> tuple[str, SequenceData]:
+    """The markdown tables of ``results`` and the data whose users they evaluate."""
+    if plan.protocol == "cold-start":
+        split = make_split(plan, data, first_seen)
+        # The users it evaluates; its catalogue holds the new items too.
+        return cold_start_tables(results, out, split), split.data
+    return markdown_table(results, list(METHODS), out), data
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from ..provenance import fingerprint
 from .runner import SELECTION_METRIC, TEXT_COLUMNS, ComparisonPlan, cell_inputs, cell_settings
 from .runs import checkpoint_path
 
-STATUS_COLUMNS = ["backbone", "method", "seed", "lr", "role", "status"]
+STATUS_COLUMNS = ["backbone", "method", "seed", "lr", "role", "status", "fingerprint"]
 
 
 def _epochs_in(path: Path) -> int | None:
@@ -38,7 +38,8 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
     method and backbone is done, so until then their ``lr`` is NaN. Without
     ``grid_epochs`` the first seed's chosen run is the candidate row itself. The
     device enters the fingerprints: ``device="auto"`` answers for the machine it runs
-    on. Nothing is trained or written.
+    on. ``fingerprint`` is the cell's key in ``results.csv`` (None until its rate is
+    known). Nothing is trained or written.
 
     Examples
     --------
@@ -89,28 +90,45 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
                 keys[lr] = key_of(method, backbone, first, lr, grid_epochs)
                 state = status(method, backbone, first, lr, keys[lr])
                 rows.append((backbone, method, first, lr,
-                             "candidate" if grid_epochs or len(rates) > 1 else "run", state))
+                             "candidate" if grid_epochs or len(rates) > 1 else "run", state,
+                             keys[lr]))
                 valid = results[(results["fingerprint"] == keys[lr])
                                 & (results["split"] == "valid") & (results["method"] == method)]
                 if len(valid):
                     scores[lr] = float(valid[SELECTION_METRIC].iloc[0])
             finals = [first, *others] if grid_epochs else others
             if len(rates) > 1 and len(scores) < len(rates):
-                rows += [(backbone, method, seed, np.nan, "run", "after the candidates")
+                rows += [(backbone, method, seed, np.nan, "run", "after the candidates", None)
                          for seed in finals]
                 continue
             best = rates[0] if len(rates) == 1 else max(rates, key=lambda lr: scores[lr])
-            rows += [(backbone, method, seed, best, "run",
-                      status(method, backbone, seed, best, key_of(method, backbone, seed, best),
-                             continue_from=keys[best] if grid_epochs and seed == first
-                             else None))
-                     for seed in finals]
+            for seed in finals:
+                key = key_of(method, backbone, seed, best)
+                rows.append((backbone, method, seed, best, "run",
+                             status(method, backbone, seed, best, key,
+                                    continue_from=keys[best] if grid_epochs and seed == first
+                                    else None), key))
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+def finished_rows(status: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """The rows of ``out/results.csv`` that belong to the plan's finished cells.
+
+    Other commands' cells in the same folder (another backbone, sequences or seed list)
+    are left out, so a table of these rows shows what this plan has finished so far.
+    """
+    path = out / "results.csv"
+    if not path.exists():
+        return pd.DataFrame(columns=["fingerprint", "split", "selected"])
+    results = pd.read_csv(path, dtype=TEXT_COLUMNS)
+    done = status.loc[status["status"] == "done", "fingerprint"]
+    return results[results["fingerprint"].isin(done)]
 
 
 def status_report(status: pd.DataFrame) -> str:
     """The status table as text, and a line that counts its cells by status."""
-    table = status.assign(lr=status["lr"].map(lambda lr: "-" if np.isnan(lr) else f"{lr:g}"))
+    table = status.drop(columns="fingerprint", errors="ignore")
+    table = table.assign(lr=table["lr"].map(lambda lr: "-" if np.isnan(lr) else f"{lr:g}"))
     counts = table["status"].str.split().str[0].value_counts()
     done = int(counts.get("done", 0))
     return (f"{table.to_string(index=False)}\n\n{done} of {len(table)} cells done, "
