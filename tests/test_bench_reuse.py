@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from recmodels.comparison.cli import main
+from recmodels.comparison.report import training_seconds
 from recmodels.comparison.runs import load_ranks
 from recmodels.metrics import per_user_metrics
 from recmodels_helpers import toy_argv, toy_folder
@@ -134,6 +135,13 @@ def test_chosen_rate_continues_its_candidate_exactly(folder, tmp_path, capsys):
     assert err.count("after epoch 1") == 2
     assert not list((grid / "checkpoints").glob("*.pt"))  # no candidate left behind
     results = pd.read_csv(grid / "results.csv", dtype={"fingerprint": str})
+    # The runs' histories show the continuation: no chosen candidate is counted again.
+    unchosen = results[(results["split"] == "test") & ~results["selected"]
+                       & (results["lr"] != results["method"].map(
+                           results[results["selected"]].groupby("method")["lr"].first()))]
+    assert training_seconds(results, grid) == pytest.approx(
+        results[(results["split"] == "test") & results["selected"]]["seconds"].sum()
+        + unchosen["seconds"].sum())
     for method in ("id", "ace"):
         chosen = results[results["selected"] & (results["method"] == method)]
         lr = chosen["lr"].iloc[0]
@@ -269,3 +277,22 @@ def test_dry_run_reports_a_checkpoint_to_resume(folder, tmp_path):
     assert plan_status(plan, data, E, tmp_path)["status"].tolist() == ["to train"]
     save_atomic({"trainer": {"epoch": 3}}, checkpoint_path(tmp_path, "id", "sasrec", 0, 1e-3, key))
     assert plan_status(plan, data, E, tmp_path)["status"].tolist() == ["resumes after epoch 3"]
+
+
+def test_training_seconds_counts_a_candidate_its_chosen_run_did_not_continue(tmp_path):
+    rows = pd.DataFrame({"method": "ace", "backbone": "sasrec", "seed": 0, "split": "test",
+                         "lr": [1e-3, 1e-3, 1e-4], "selected": [True, False, False],
+                         "fingerprint": ["full", "c1", "c2"], "seconds": [600.0, 120.0, 100.0]})
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def write(key, first_epoch_seconds):
+        history = [{"epoch": 1, "seconds": first_epoch_seconds}]
+        (runs / f"{key}.json").write_text(json.dumps({"history": history}))
+
+    write("full", 20.5)
+    write("c1", 20.5)  # the full run went on from c1's checkpoint: c1's epochs are in it
+    assert training_seconds(rows, tmp_path) == 700.0
+    write("c1", 19.0)  # the full run started afresh: c1's 120 s were spent besides
+    assert training_seconds(rows, tmp_path) == 820.0
+    assert training_seconds(rows) == 700.0  # without the folder: taken as continued

@@ -316,7 +316,7 @@ def _compare(args: argparse.Namespace) -> int:
         if finished["selected"].astype(bool).any():
             table, _ = _tables(plan, finished, data, first_seen, args.out)
             print(f"\nThe finished cells so far:\n\n{table}\n\nTraining: "
-                  f"{training_summary(finished, plan.max_epochs, plan.patience)}")
+                  f"{training_summary(finished, plan.max_epochs, plan.patience, args.out)}")
         return 0
     results = run_comparison(plan, data, E, args.out, first_seen=first_seen)
     table, data = _tables(plan, results, data, first_seen, args.out)
@@ -325,7 +325,7 @@ def _compare(args: argparse.Namespace) -> int:
              f"{', '.join(f'{lr:g}' for lr in plan.lr_grid)} on the first seed's validation "
              "NDCG@10" + (f" after at most {plan.grid_epochs} epochs per candidate"
                           if plan.short_grid else ""))
-    trained = training_summary(results, plan.max_epochs, plan.patience)
+    trained = training_summary(results, plan.max_epochs, plan.patience, args.out)
     history = ("" if plan.max_history is None
                else f" (each user's latest {plan.max_history} interactions)")
     (args.out / "results.md").write_text(

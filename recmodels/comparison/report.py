@@ -113,8 +113,11 @@ def markdown_table(results: pd.DataFrame, method_order: list[str],
     return "\n".join(lines)
 
 
-def training_summary(results: pd.DataFrame, max_epochs: int, patience: int) -> str:
+def training_summary(results: pd.DataFrame, max_epochs: int, patience: int,
+                     out: Path | None = None) -> str:
     """One line on how the table's cells trained: epochs, best epoch, early stop or cap.
+
+    ``out`` is passed to :func:`training_seconds`.
 
     Examples
     --------
@@ -143,16 +146,19 @@ before early stopping (patience 3); 2.5 min of training in these cells.
               f"every cell stopped early (no improvement in {patience} epochs)")
     candidates = (", learning-rate candidates included"
                   if not results["selected"].astype(bool).all() else "")
-    return (f"{'; '.join(blocks)}; {ending}; {training_seconds(results) / 60:.1f} min of "
+    return (f"{'; '.join(blocks)}; {ending}; {training_seconds(results, out) / 60:.1f} min of "
             f"training in these cells{candidates}.")
 
 
-def training_seconds(results: pd.DataFrame) -> float:
+def training_seconds(results: pd.DataFrame, out: Path | None = None) -> float:
     """Seconds of training behind ``results``: each cell once, unchosen candidates included.
 
     A cell has one fingerprint however many rows it has (``+map`` rows share their
     method's). A chosen rate's run that continued its short-grid candidate's checkpoint
-    already counts the candidate's epochs, so that candidate is left out.
+    already counts the candidate's epochs, so that candidate is left out. With ``out``,
+    the runs' histories in ``out/runs`` tell whether it did (its first epoch is the
+    candidate's); a run that started afresh (the checkpoint was gone) counts its
+    candidate too. Without ``out`` every chosen run is taken to have continued.
 
     Examples
     --------
@@ -168,12 +174,29 @@ def training_seconds(results: pd.DataFrame) -> float:
     """
     test = results[results["split"] == "test"].drop_duplicates("fingerprint")
     selected = test["selected"].astype(bool)
-    method = test["method"].str.removesuffix(MAP_SUFFIX)
-    chosen = set(zip(method[selected], test["backbone"][selected], test["seed"][selected],
-                     test["lr"][selected]))
-    continued = [not is_selected and key in chosen for is_selected, key in zip(
-        selected, zip(method, test["backbone"], test["seed"], test["lr"]))]
+    cells = list(zip(test["method"].str.removesuffix(MAP_SUFFIX), test["backbone"],
+                     test["seed"], test["lr"]))
+    chosen = {cell: key for cell, key, is_selected in
+              zip(cells, test["fingerprint"], selected) if is_selected}
+    continued = [not is_selected and cell in chosen
+                 and (out is None or _continues(out, key, chosen[cell]))
+                 for cell, key, is_selected in zip(cells, test["fingerprint"], selected)]
     return float(test["seconds"][~pd.Series(continued, index=test.index)].sum())
+
+
+def _continues(out: Path, candidate: str, run: str) -> bool:
+    """Whether the run ``run`` in ``out/runs`` went on from ``candidate``'s epochs.
+
+    Unknown (a file missing) counts as continued, the default of :func:`training_seconds`.
+    """
+    first = []
+    for key in (candidate, run):
+        path = out / "runs" / f"{key}.json"
+        if not path.exists():
+            return True
+        history = json.loads(path.read_text()).get("history") or [{}]
+        first.append(history[0].get("seconds"))
+    return first[0] == first[1]
 
 
 def write_spectrum(E: np.ndarray, out: Path, lams=(0.0, 1.0, 10.0, 50.0, 500.0),
