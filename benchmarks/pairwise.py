@@ -24,7 +24,7 @@ from scipy.stats import ttest_rel
 
 from recmodels.comparison.cold import NEW_SPLIT
 from recmodels.comparison.report import (TABLE_METRICS, cell_sequences,
-                                         per_user_test_metrics)
+                                         comparability_error, per_user_test_metrics)
 
 ALPHA = 0.05
 USERS = {"all": "test", "new": NEW_SPLIT}
@@ -48,12 +48,9 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
             raise SystemExit(f"{out}: --users new needs cells of an ace-bench --protocol "
                              f"cold-start run; this folder's {backbone} cells ran the "
                              "standard protocol.")
-    several = test.groupby(["method", "seed"])["fingerprint"].nunique()
-    if (several > 1).any():
-        method, seed = several[several > 1].index[0]
-        raise SystemExit(f"{out / 'results.csv'}: {method} + {backbone} has several selected "
-                         f"cells for seed {seed} (other settings); pairs need one cell per "
-                         "method and seed: choose the training rows with --sequences.")
+    error = comparability_error(test)
+    if error is not None:
+        raise SystemExit(f"{out / 'results.csv'}, {backbone}: {error}")
     per_user = {}
     for method, rows in test.groupby("method", sort=False):
         metrics = per_user_test_metrics(rows, out, USERS[users])

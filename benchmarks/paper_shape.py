@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.stats import ttest_rel
 
 from recmodels.comparison.report import (TABLE_METRICS, cell_sequences,
-                                         per_user_test_metrics)
+                                         comparability_error, per_user_test_metrics)
 
 ALPHA = 0.05
 # Seed paper, Table 1, Beauty, SASRec, full ranking: R@10, N@10, R@20, N@20.
@@ -88,12 +88,9 @@ def shape_tables(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
                    & (results["backbone"] == backbone)]
     if sequences is not None:
         test = test[test["settings"].map(cell_sequences) == sequences]
-    several = test.groupby(["method", "seed"])["fingerprint"].nunique()
-    if (several > 1).any():
-        method, seed = several[several > 1].index[0]
-        raise SystemExit(f"{out / 'results.csv'}: {method} + {backbone} has several selected "
-                         f"cells for seed {seed} (other settings); the table needs one cell per "
-                         "method and seed: choose the training rows with --sequences.")
+    error = comparability_error(test)
+    if error is not None:
+        raise SystemExit(f"{out / 'results.csv'}, {backbone}: {error}")
     methods = [m for m in PAPER if m in set(test["method"])]
     if len(methods) < 2:
         raise SystemExit(f"{out / 'results.csv'}: fewer than two of the paper's methods "

@@ -296,3 +296,42 @@ def test_training_seconds_counts_a_candidate_its_chosen_run_did_not_continue(tmp
     write("c1", 19.0)  # the full run started afresh: c1's 120 s were spent besides
     assert training_seconds(rows, tmp_path) == 820.0
     assert training_seconds(rows) == 700.0  # without the folder: taken as continued
+
+
+def test_dry_run_table_shows_this_plans_choice_not_the_files_flags(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    one_epoch = ("--methods", "id", "--max-epochs", "1")
+    for lr in ("1e-3", "1e-4"):  # two commands, each marking its own cell selected
+        assert main(toy_argv(folder, out, *one_epoch, "--lr", lr)) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert results["selected"].all()
+    valid = results[results["split"] == "valid"].set_index("lr")["ndcg@10"]
+    best = valid.idxmax() if valid.nunique() > 1 else 1e-3  # ties go to the earlier rate
+    capsys.readouterr()
+    assert main(toy_argv(folder, out, *one_epoch, "--lr-grid", "1e-3,1e-4", "--dry-run")) == 0
+    table = capsys.readouterr().out.split("The finished cells so far:")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| id |")]
+    test = results[(results["split"] == "test") & (results["lr"] == best)].iloc[0]
+    assert rows == [f"| id | {best:g} | 1 | {test['recall@10']:.4f} | {test['ndcg@10']:.4f} | "
+                    f"{test['recall@20']:.4f} | {test['ndcg@20']:.4f} |"]
+
+
+def test_a_run_killed_in_the_next_method_keeps_the_finished_methods_choice(folder, tmp_path,
+                                                                           monkeypatch):
+    from recmodels.comparison import runner
+
+    def killed(method, *args, **kwargs):
+        if method == "ace":
+            raise KeyboardInterrupt
+        return build_table(method, *args, **kwargs)
+
+    build_table = runner.build_table
+    monkeypatch.setattr(runner, "build_table", killed)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        main(toy_argv(folder, out, "--methods", "id,ace", "--lr-grid", "3e-2,1e-3",
+                      "--max-epochs", "1"))
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["method"]) == {"id"} and len(results) == 4  # two rates, two splits
+    valid = results[results["split"] == "valid"].set_index("lr")["ndcg@10"]
+    assert results.loc[results["selected"], "lr"].unique().tolist() == [valid.idxmax()]

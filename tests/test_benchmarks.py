@@ -216,3 +216,22 @@ def test_pairwise_keeps_apart_cells_that_trained_on_other_rows(tmp_path, capsys)
     assert windows.split("\n", 1)[1] == capsys.readouterr().out.split("\n", 1)[1]
     with pytest.raises(SystemExit, match="fewer than two methods"):  # the twin alone
         module.main([str(tmp_path), "--sequences", "prefixes"])
+
+
+@pytest.mark.parametrize("script", ["pairwise", "paper_shape"])
+def test_paired_tables_refuse_cells_of_another_protocol(tmp_path, script):
+    spec = importlib.util.spec_from_file_location(script, BENCHMARKS / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = BENCHMARKS / "results" / "beauty_converged"
+    shutil.copytree(source / "runs", tmp_path / "runs")
+    results = pd.read_csv(source / "results.csv", dtype={"fingerprint": str})
+    assert module.main([str(source)]) == 0
+    # ace's cell as if it came from a 6-epoch command: same users, another protocol.
+    ace = results["method"] == "ace"
+    results.loc[ace, "settings"] = [json.dumps(json.loads(s) | {"max_epochs": 6})
+                                    for s in results.loc[ace, "settings"]]
+    results.to_csv(tmp_path / "results.csv", index=False)
+    with pytest.raises(SystemExit, match=r"ace.*different max_epochs \(400 against 6\)|"
+                                         r"different max_epochs \(6 against 400\)"):
+        module.main([str(tmp_path)])

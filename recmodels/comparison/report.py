@@ -252,3 +252,45 @@ def cell_sequences(settings: str | dict) -> str:
         return chosen
     backbone = BACKBONES[settings["backbone"]]
     return inspect.signature(backbone).parameters["sequences"].default
+
+
+#: Settings in which the cells of one paired table may differ.
+PER_CELL_SETTINGS = frozenset({"method", "method_settings", "lr", "seed", "device", "version"})
+
+
+def comparability_error(test: pd.DataFrame) -> str | None:
+    """Why ``test``'s selected rows cannot share a paired table; None when they can.
+
+    A paired table needs one cell per method and seed, all under one protocol: settings
+    equal apart from :data:`PER_CELL_SETTINGS` (a 6-epoch cell beside a converged one, or
+    another ``max_history``, would compare different things, or different users).
+
+    Examples
+    --------
+    >>> import json, pandas as pd
+    >>> from recmodels.comparison.report import comparability_error
+    >>> def row(method, epochs):
+    ...     settings = {"method": method, "lr": 1e-3, "seed": 0, "max_epochs": epochs}
+    ...     return {"method": method, "seed": 0, "fingerprint": method + str(epochs),
+    ...             "settings": json.dumps(settings)}
+    >>> comparability_error(pd.DataFrame([row("id", 400), row("ace", 400)])) is None
+    True
+    >>> print(comparability_error(pd.DataFrame([row("id", 400), row("ace", 6)])))
+    id and ace ran under different max_epochs (400 against 6); pass cells of one protocol.
+    """
+    several = test.groupby(["method", "seed"])["fingerprint"].nunique()
+    if (several > 1).any():
+        method, seed = several[several > 1].index[0]
+        return (f"{method} has several selected cells for seed {seed} (other settings); "
+                "pairs need one cell per method and seed: choose the training rows with "
+                "--sequences.")
+    cells = test.drop_duplicates("fingerprint")
+    settings = [json.loads(s) for s in cells["settings"]]
+    for key in sorted(set().union(*settings) - PER_CELL_SETTINGS) if settings else []:
+        values = [json.dumps(s.get(key), sort_keys=True) for s in settings]
+        if len(set(values)) > 1:
+            other = next(i for i, v in enumerate(values) if v != values[0])
+            return (f"{cells['method'].iloc[0]} and {cells['method'].iloc[other]} ran under "
+                    f"different {key} ({values[0]} against {values[other]}); pass cells of "
+                    "one protocol.")
+    return None

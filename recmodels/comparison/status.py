@@ -17,7 +17,8 @@ from ..provenance import fingerprint
 from .runner import SELECTION_METRIC, TEXT_COLUMNS, ComparisonPlan, cell_inputs, cell_settings
 from .runs import checkpoint_path
 
-STATUS_COLUMNS = ["backbone", "method", "seed", "lr", "role", "status", "fingerprint"]
+STATUS_COLUMNS = ["backbone", "method", "seed", "lr", "role", "status", "fingerprint",
+                  "chosen"]
 
 
 def _epochs_in(path: Path) -> int | None:
@@ -39,7 +40,8 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
     ``grid_epochs`` the first seed's chosen run is the candidate row itself. The
     device enters the fingerprints: ``device="auto"`` answers for the machine it runs
     on. ``fingerprint`` is the cell's key in ``results.csv`` (None until its rate is
-    known). Nothing is trained or written.
+    known); ``chosen`` marks the cells a table of this plan shows (every ``run``, and
+    without ``grid_epochs`` the best candidate). Nothing is trained or written.
 
     Examples
     --------
@@ -89,25 +91,27 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
             for lr in rates:
                 keys[lr] = key_of(method, backbone, first, lr, grid_epochs)
                 state = status(method, backbone, first, lr, keys[lr])
-                rows.append((backbone, method, first, lr,
+                rows.append([backbone, method, first, lr,
                              "candidate" if grid_epochs or len(rates) > 1 else "run", state,
-                             keys[lr]))
+                             keys[lr], len(rates) == 1 and not grid_epochs])
                 valid = results[(results["fingerprint"] == keys[lr])
                                 & (results["split"] == "valid") & (results["method"] == method)]
                 if len(valid):
                     scores[lr] = float(valid[SELECTION_METRIC].iloc[0])
             finals = [first, *others] if grid_epochs else others
             if len(rates) > 1 and len(scores) < len(rates):
-                rows += [(backbone, method, seed, np.nan, "run", "after the candidates", None)
-                         for seed in finals]
+                rows += [[backbone, method, seed, np.nan, "run", "after the candidates", None,
+                          False] for seed in finals]
                 continue
             best = rates[0] if len(rates) == 1 else max(rates, key=lambda lr: scores[lr])
+            if not grid_epochs:  # the first seed's chosen run is its best candidate
+                next(row for row in rows if row[6] == keys[best])[7] = True
             for seed in finals:
                 key = key_of(method, backbone, seed, best)
-                rows.append((backbone, method, seed, best, "run",
+                rows.append([backbone, method, seed, best, "run",
                              status(method, backbone, seed, best, key,
                                     continue_from=keys[best] if grid_epochs and seed == first
-                                    else None), key))
+                                    else None), key, True])
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
 
 
@@ -116,18 +120,23 @@ def finished_rows(status: pd.DataFrame, out: Path) -> pd.DataFrame:
 
     Other commands' cells in the same folder (another backbone, sequences or seed list)
     are left out, so a table of these rows shows what this plan has finished so far.
+    ``selected`` follows the plan (its ``chosen`` cells), not the file: another command
+    may share a cell and have chosen otherwise, and a killed run may not have written
+    its choice.
     """
     path = out / "results.csv"
     if not path.exists():
         return pd.DataFrame(columns=["fingerprint", "split", "selected"])
     results = pd.read_csv(path, dtype=TEXT_COLUMNS)
     done = status.loc[status["status"] == "done", "fingerprint"]
-    return results[results["fingerprint"].isin(done)]
+    chosen = status.loc[status["chosen"].astype(bool), "fingerprint"]
+    rows = results[results["fingerprint"].isin(done)]
+    return rows.assign(selected=rows["fingerprint"].isin(chosen))
 
 
 def status_report(status: pd.DataFrame) -> str:
     """The status table as text, and a line that counts its cells by status."""
-    table = status.drop(columns="fingerprint", errors="ignore")
+    table = status.drop(columns=["fingerprint", "chosen"], errors="ignore")
     table = table.assign(lr=table["lr"].map(lambda lr: "-" if np.isnan(lr) else f"{lr:g}"))
     counts = table["status"].str.split().str[0].value_counts()
     done = int(counts.get("done", 0))
