@@ -335,3 +335,32 @@ def test_a_run_killed_in_the_next_method_keeps_the_finished_methods_choice(folde
     assert set(results["method"]) == {"id"} and len(results) == 4  # two rates, two splits
     valid = results[results["split"] == "valid"].set_index("lr")["ndcg@10"]
     assert results.loc[results["selected"], "lr"].unique().tolist() == [valid.idxmax()]
+
+
+def test_dry_run_reports_a_chosen_run_that_continues_its_candidate(folder, tmp_path):
+    from recmodels import build_sequences, load_folder
+    from recmodels.checkpoint import save_atomic
+    from recmodels.comparison import ComparisonPlan, run_comparison
+    from recmodels.comparison.runs import checkpoint_path
+    from recmodels.comparison.status import plan_status
+
+    interactions, _ = load_folder(folder)
+    data = build_sequences(interactions, k_core=1)
+    E = np.random.default_rng(0).standard_normal((data.n_items, 8)).astype(np.float32)
+    common = dict(hidden_size=8, max_len=5, k_core=1, lr_grid=[3e-2, 1e-3])
+    run_comparison(ComparisonPlan(["id"], ["sasrec"], [0], max_epochs=1, **common),
+                   data, E, tmp_path, verbose=False)  # the two 1-epoch candidates, finished
+    plan = ComparisonPlan(["id"], ["sasrec"], [0], max_epochs=3, grid_epochs=1, **common)
+    status = plan_status(plan, data, E, tmp_path)
+    assert status["status"].tolist() == ["done", "done", "to train"]
+    candidate = status.iloc[[0, 1]].set_index("lr")
+    results = pd.read_csv(tmp_path / "results.csv", dtype={"fingerprint": str})
+    valid = results[results["split"] == "valid"].set_index("lr")["ndcg@10"]
+    best = valid.idxmax()  # ties go to the earlier rate, as in idxmax
+    assert status["lr"].iloc[2] == best
+    # A candidate's checkpoint still on disk: the chosen run will go on from it.
+    save_atomic({"trainer": {"epoch": 1}}, checkpoint_path(
+        tmp_path, "id", "sasrec", 0, best, candidate.loc[best, "fingerprint"]))
+    status = plan_status(plan, data, E, tmp_path)
+    assert status["status"].iloc[2] == "continues its candidate after epoch 1"
+    assert status["chosen"].tolist() == [False, False, True]
