@@ -340,3 +340,9 @@ def test_end_to_end_cold_start_writes_the_new_item_rows(folder, tmp_path, capsys
     assert main(argv) == 0
     assert (out / "results.csv").read_text() == before
     assert "seed 0" not in capsys.readouterr().err
+    # The dry run prints the same tables (all users, new-target users, +map rows).
+    assert main([*argv, "--dry-run"]) == 0
+    printed = capsys.readouterr().out.split("The finished cells so far:\n\n")[1]
+    written = table.split("\n\n", 1)[1]
+    assert printed.split("\n\nTraining: ")[0] == written.split("\n\nTraining: ")[0]
+    assert "Users whose test target is a new item" in printed
