@@ -290,6 +290,42 @@ class Trainer:
             )
         return mean_loss
 
+    def _run_epoch(self, state: dict, windows: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   train_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                   settings: dict) -> None:
+        """Train one epoch, validate, update ``state`` and write the checkpoint."""
+        epoch = state["epoch"] + 1
+        started = time.perf_counter()
+        loss = self._train_epoch(windows, optimizer, epoch, train_loss)
+        trained = time.perf_counter()
+        ranks = self.rank("valid")
+        valid = mean_metrics(ranks, self.ks)
+        score = valid[self.metric]
+        improved = score > state["best_score"]
+        if improved:
+            state.update(best_score=score, best_epoch=epoch, bad_epochs=0, best_ranks=ranks,
+                         best_model=copy.deepcopy(self.model.state_dict()))
+        else:
+            state["bad_epochs"] += 1
+        seconds = time.perf_counter() - started
+        state["seconds"] += seconds
+        state["history"].append({"epoch": epoch, "loss": loss, "seconds": seconds,
+                                 "train_seconds": trained - started, **valid})
+        state["epoch"] = epoch
+        self._log(f"epoch {epoch:3d}  loss {loss:.4f}  valid {self.metric} {score:.4f}"
+                  f"{'  *' if improved else ''}  {seconds:.1f}s")
+        if self.checkpoint_path is not None:
+            # Gathering the ranks' RNG states is a collective; rank 0 alone writes.
+            rng = checkpoint.rng_states()
+            if distributed.is_main():
+                checkpoint.save_atomic(
+                    {"settings": settings, "resume_key": self._resume_key(settings),
+                     "model": self.model.state_dict(),
+                     "optimizer": optimizer.state_dict(), **rng, "trainer": state},
+                    self.checkpoint_path,
+                )
+            distributed.barrier()
+
     def _resume_key(self, settings: dict) -> str:
         return fingerprint({k: v for k, v in settings.items() if k != "trainer"}
                            | {"trainer": {k: v for k, v in settings["trainer"].items()
@@ -341,38 +377,7 @@ class Trainer:
         train_loss = distributed.training_loss(self.model, self.device)
         try:
             while state["epoch"] < self.max_epochs and state["bad_epochs"] < self.patience:
-                epoch = state["epoch"] + 1
-                started = time.perf_counter()
-                loss = self._train_epoch(windows, optimizer, epoch, train_loss)
-                trained = time.perf_counter()
-                ranks = self.rank("valid")
-                valid = mean_metrics(ranks, self.ks)
-                score = valid[self.metric]
-                improved = score > state["best_score"]
-                if improved:
-                    state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
-                                 best_ranks=ranks,
-                                 best_model=copy.deepcopy(self.model.state_dict()))
-                else:
-                    state["bad_epochs"] += 1
-                seconds = time.perf_counter() - started
-                state["seconds"] += seconds
-                state["history"].append({"epoch": epoch, "loss": loss, "seconds": seconds,
-                                         "train_seconds": trained - started, **valid})
-                state["epoch"] = epoch
-                self._log(f"epoch {epoch:3d}  loss {loss:.4f}  valid {self.metric} {score:.4f}"
-                          f"{'  *' if improved else ''}  {seconds:.1f}s")
-                if self.checkpoint_path is not None:
-                    # Gathering the ranks' RNG states is a collective; rank 0 alone writes.
-                    rng = checkpoint.rng_states()
-                    if distributed.is_main():
-                        checkpoint.save_atomic(
-                            {"settings": settings, "resume_key": self._resume_key(settings),
-                             "model": self.model.state_dict(),
-                             "optimizer": optimizer.state_dict(), **rng, "trainer": state},
-                            self.checkpoint_path,
-                        )
-                    distributed.barrier()
+                self._run_epoch(state, windows, optimizer, train_loss, settings)
         finally:
             # The DDP wrapper sits in a reference cycle: freed here, its reducer goes while
             # the process group is up (at exit, after the group, gloo can abort the process).
