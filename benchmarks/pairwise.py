@@ -64,8 +64,10 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
     means = {m: values.mean() for m, values in per_user.items()}
     order = sorted(per_user, key=means.get, reverse=True)
     n_users = len(per_user[order[0]])
+    seeds = test.groupby("method")["seed"].nunique()
     lines = [f"{backbone} on {out}: {metric} over {n_users} {users} test users; two-sided "
-             f"paired t-test, * where p < {ALPHA}", "",
+             f"paired t-test, * where p < {ALPHA}; seeds averaged: "
+             + ", ".join(f"{m} {seeds[m]}" for m in order), "",
              "| higher | lower | difference | p |", "|---|---|---|---|"]
     for high, low in itertools.combinations(order, 2):
         if np.array_equal(per_user[high], per_user[low]):

@@ -170,6 +170,8 @@ def test_pairwise_reads_the_cold_start_folder_and_tests_every_pair(capsys, users
     results = pd.read_csv(folder / "results.csv", dtype={"fingerprint": str})
     figures = results[(results["split"] == split) & results["selected"]].set_index("method")
     assert len(pairs) == len(figures) * (len(figures) - 1) // 2
+    seeds = out.splitlines()[0].split("seeds averaged: ")[1].split(", ")
+    assert sorted(seeds) == sorted(f"{method} 1" for method in figures.index)
     printed = {}
     for high, high_mean, low, low_mean, _, p in pairs:
         # Means come from the per-user ranks, results.csv from the run: they must agree.
