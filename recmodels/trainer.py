@@ -320,10 +320,8 @@ class Trainer:
             if distributed.is_main():
                 checkpoint.save_atomic(
                     {"settings": settings, "resume_key": self._resume_key(settings),
-                     "model": self.model.state_dict(),
-                     "optimizer": optimizer.state_dict(), **rng, "trainer": state},
-                    self.checkpoint_path,
-                )
+                     "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                     **rng, "trainer": state}, self.checkpoint_path)
             distributed.barrier()
 
     def _resume_key(self, settings: dict) -> str:
@@ -384,7 +382,6 @@ class Trainer:
             del train_loss
             if distributed.world_size() > 1:
                 gc.collect()
-
         if state["best_model"] is not None:
             self.model.load_state_dict(state["best_model"])
         best_valid = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), {})
