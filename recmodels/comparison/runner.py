@@ -361,9 +361,8 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
             cells.results.loc[mask, "lr_valid"] = json.dumps(
                 {f"{lr:g}": round(score, 6) for lr, score in scores.items()})
             in_plan += keys
-            # Now, not at the end: a run killed in the next method keeps these flags.
+            # After each method, not at the end: a run killed in the next one keeps these flags.
             write_atomic(cells.path, lambda p: cells.results[COLUMNS].to_csv(p, index=False))
-    write_atomic(cells.path, lambda p: cells.results[COLUMNS].to_csv(p, index=False))
     results = cells.results[cells.results["fingerprint"].isin(in_plan)].reset_index(drop=True)
     results["selected"] = results["selected"].astype(bool)
     return results
