@@ -24,14 +24,16 @@ from scipy.stats import ttest_rel
 
 from recmodels.comparison.cold import NEW_SPLIT
 from recmodels.comparison.report import (TABLE_METRICS, cell_sequences,
-                                         comparability_error, per_user_test_metrics)
+                                         comparability_error, per_user_test_metrics,
+                                         seed_note)
 
 ALPHA = 0.05
 USERS = {"all": "test", "new": NEW_SPLIT}
 
 
 def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
-               users: str = "all", sequences: str | None = None) -> str:
+               users: str = "all", sequences: str | None = None,
+               seeds: list[int] | None = None) -> str:
     """The markdown table of every pair of ``out``'s selected ``backbone`` test rows."""
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
     test = results[(results["split"] == "test") & results["selected"].astype(bool)]
@@ -41,6 +43,8 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
     test = test[test["backbone"] == backbone]
     if sequences is not None:
         test = test[test["settings"].map(cell_sequences) == sequences]
+    if seeds is not None:
+        test = test[test["seed"].isin(seeds)]
     if users == "new":
         test = test[[json.loads(settings).get("protocol") == "cold-start"
                      for settings in test["settings"]]]
@@ -77,7 +81,8 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
             p_text = f"{p:.3g}{'*' if p < ALPHA else ''}"
         lines.append(f"| {high} ({means[high]:.4f}) | {low} ({means[low]:.4f}) | "
                      f"{means[high] - means[low]:+.4f} | {p_text} |")
-    return "\n".join(lines)
+    note = seed_note(test)
+    return "\n".join(lines + (["", note] if note else []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequences", choices=["windows", "prefixes"],
                         help="only cells whose backbone trained on these rows (GRU4Rec and "
                              "SASRec can train on either); default: every cell")
+    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")],
+                        help="only these seeds, e.g. 0 (default: every seed of each method)")
     parser.add_argument("--users", choices=sorted(USERS), default="all",
                         help="all test users, or (cold-start protocol) those whose test "
                              "target is a new item")
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.folder / "results.csv").is_file():
         parser.error(f"{args.folder}: no results.csv here; pass an ace-bench --out folder.")
     print(pair_table(args.folder, args.backbone, args.metric, args.users,
-                     args.sequences))
+                     args.sequences, args.seeds))
     return 0
 
 

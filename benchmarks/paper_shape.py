@@ -25,7 +25,8 @@ import pandas as pd
 from scipy.stats import ttest_rel
 
 from recmodels.comparison.report import (TABLE_METRICS, cell_sequences,
-                                         comparability_error, per_user_test_metrics)
+                                         comparability_error, per_user_test_metrics,
+                                         seed_note)
 
 ALPHA = 0.05
 # Seed paper, Table 1, Beauty, SASRec, full ranking: R@10, N@10, R@20, N@20.
@@ -81,13 +82,15 @@ def pair_verdict(paper_a: float, paper_b: float, ours_a, ours_b) -> tuple[str, f
 
 
 def shape_tables(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
-                 sequences: str | None = None) -> str:
+                 sequences: str | None = None, seeds: list[int] | None = None) -> str:
     """Both tables as markdown, for the methods of ``out`` that the paper also has."""
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
     test = results[(results["split"] == "test") & results["selected"].astype(bool)
                    & (results["backbone"] == backbone)]
     if sequences is not None:
         test = test[test["settings"].map(cell_sequences) == sequences]
+    if seeds is not None:
+        test = test[test["seed"].isin(seeds)]
     error = comparability_error(test)
     if error is not None:
         raise SystemExit(f"{out / 'results.csv'}, {backbone}: {error}")
@@ -113,19 +116,21 @@ def shape_tables(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
         lines.append(f"| {PAPER[method][0]} | {seeds[method]} | {ours[method]:.4f} | "
                      f"{order_ours.index(method) + 1} | {paper_figure(method, metric):.4f} | "
                      f"{order_paper.index(method) + 1} |")
-    lines += ["", "| pair (paper's order) | paper | ours | p (paper's direction) | verdict |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| pair (paper's order) | paper | ours | p (paper's direction) | "
+              "p (other way) | verdict |", "|---|---|---|---|---|---|"]
     counts = {"carries over": 0, "level": 0, "reversed": 0}
     for a, b in itertools.combinations(order_paper, 2):
-        verdict, p_paper, _ = pair_verdict(paper_figure(a, metric), paper_figure(b, metric),
-                                           per_user[a], per_user[b])
+        verdict, p_paper, p_reverse = pair_verdict(
+            paper_figure(a, metric), paper_figure(b, metric), per_user[a], per_user[b])
         counts[verdict] += 1
         lines.append(f"| {PAPER[a][0]} > {PAPER[b][0]} | "
                      f"{paper_figure(a, metric) - paper_figure(b, metric):+.4f} | "
-                     f"{ours[a] - ours[b]:+.4f} | {p_paper:.3g} | {verdict} |")
+                     f"{ours[a] - ours[b]:+.4f} | {p_paper:.3g} | {p_reverse:.3g} | "
+                     f"{verdict} |")
     lines += ["", ", ".join(f"{n} {k}" for k, n in counts.items())
               + f" of {sum(counts.values())} pairs (one-tailed paired t-test, p < {ALPHA})."]
-    return "\n".join(lines)
+    note = seed_note(test[test["method"].isin(methods)])
+    return "\n".join(lines + ([note] if note else []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequences", choices=["windows", "prefixes"],
                         help="only cells whose backbone trained on these rows (GRU4Rec and "
                              "SASRec can train on either); default: every cell")
+    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")],
+                        help="only these seeds, e.g. 0 (default: every seed of each method)")
     args = parser.parse_args(argv)
     if not (args.folder / "results.csv").is_file():
         parser.error(f"{args.folder}: no results.csv here; pass an ace-bench --out folder.")
-    print(shape_tables(args.folder, args.backbone, args.metric, args.sequences))
+    print(shape_tables(args.folder, args.backbone, args.metric, args.sequences, args.seeds))
     return 0
 
 

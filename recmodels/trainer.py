@@ -43,14 +43,19 @@ class CheckpointMismatchError(ValueError):
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept.
+    """The loss became NaN or infinite in ``epoch`` (None: unknown); the last good
+    checkpoint is kept.
 
     Examples
     --------
     >>> from recmodels import TrainingDivergedError
-    >>> issubclass(TrainingDivergedError, RuntimeError)
-    True
+    >>> TrainingDivergedError("the training loss became nan", epoch=3).epoch
+    3
     """
+
+    def __init__(self, message: str, epoch: int | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
 
 
 @dataclass
@@ -286,8 +291,7 @@ class Trainer:
                 f"the training loss became {mean_loss} in epoch {epoch}; lower the learning "
                 f"rate (lr={self.lr}) or the scale of the initial item table. The last good "
                 f"checkpoint{'' if self.checkpoint_path is None else f' ({self.checkpoint_path})'}"
-                " is kept."
-            )
+                " is kept.", epoch=epoch)
         return mean_loss
 
     def _run_epoch(self, state: dict, windows: torch.Tensor, optimizer: torch.optim.Optimizer,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recmodels.comparison.cli import main
-from recmodels.comparison.report import training_seconds
+from recmodels.comparison.report import training_seconds, training_summary
 from recmodels.comparison.runs import load_ranks
 from recmodels.metrics import per_user_metrics
 from recmodels_helpers import toy_argv, toy_folder
@@ -262,7 +262,7 @@ def test_dry_run_reports_a_checkpoint_to_resume(folder, tmp_path):
     from recmodels import build_sequences, load_folder
     from recmodels.checkpoint import save_atomic
     from recmodels.comparison import ComparisonPlan
-    from recmodels.comparison.runner import cell_inputs, cell_settings
+    from recmodels.comparison.plan import cell_inputs, cell_settings
     from recmodels.comparison.runs import checkpoint_path
     from recmodels.comparison.status import plan_status
     from recmodels.provenance import fingerprint
@@ -296,6 +296,17 @@ def test_training_seconds_counts_a_candidate_its_chosen_run_did_not_continue(tmp
     write("c1", 19.0)  # the full run started afresh: c1's 120 s were spent besides
     assert training_seconds(rows, tmp_path) == 820.0
     assert training_seconds(rows) == 700.0  # without the folder: taken as continued
+
+
+def test_training_summary_counts_only_the_tables_methods():
+    rows = pd.DataFrame({"method": ["ace", "ace", "pca"], "backbone": "sasrec", "seed": 0,
+                         "split": "test", "lr": [1e-3, 1e-4, 1e-3],
+                         "selected": [True, False, False], "epochs": [12, 6, 6],
+                         "best_epoch": [2, 6, 6], "fingerprint": ["a1", "a2", "p1"],
+                         "seconds": [600.0, 120.0, 300.0]})
+    # pca is still choosing its rate: not in the table, so not in its minutes.
+    assert training_summary(rows, max_epochs=400, patience=10).endswith(
+        "12.0 min of training in these cells, learning-rate candidates included.")
 
 
 def test_dry_run_table_shows_this_plans_choice_not_the_files_flags(folder, tmp_path, capsys):

@@ -237,3 +237,34 @@ def test_paired_tables_refuse_cells_of_another_protocol(tmp_path, script):
     with pytest.raises(SystemExit, match=r"ace.*different max_epochs \(400 against 6\)|"
                                          r"different max_epochs \(6 against 400\)"):
         module.main([str(tmp_path)])
+
+
+@pytest.mark.parametrize("script", ["pairwise", "paper_shape"])
+def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys, script):
+    spec = importlib.util.spec_from_file_location(script, BENCHMARKS / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = BENCHMARKS / "results" / "beauty_converged"
+    shutil.copytree(source / "runs", tmp_path / "runs")
+    results = pd.read_csv(source / "results.csv", dtype={"fingerprint": str})
+    # id's chosen cell once more as seed 1 (another fingerprint, the same ranks).
+    twin = results[(results["method"] == "id") & results["selected"]].copy()
+    old_key = twin["fingerprint"].iloc[0]
+    twin["fingerprint"], twin["seed"] = "1" * 16, 1
+    twin["settings"] = [json.dumps(json.loads(s) | {"seed": 1}) for s in twin["settings"]]
+    for suffix in (".npz", ".json"):
+        shutil.copy(tmp_path / "runs" / f"{old_key}{suffix}",
+                    tmp_path / "runs" / f"{'1' * 16}{suffix}")
+    pd.concat([results, twin]).to_csv(tmp_path / "results.csv", index=False)
+    assert module.main([str(tmp_path)]) == 0
+    mixed = capsys.readouterr().out
+    assert re.search(r"^Methods average different seeds \(.*id: 0,1.*\); to pair like with "
+                     r"like, pass --seeds 0\.$", mixed, flags=re.M), mixed
+    assert module.main([str(tmp_path), "--seeds", "0"]) == 0
+    only_zero = capsys.readouterr().out
+    assert module.main([str(source)]) == 0
+    assert only_zero.split("\n", 1)[1] == capsys.readouterr().out.split("\n", 1)[1]
+    assert "different seeds" not in only_zero
+    if script == "paper_shape":  # a reversed pair shows the p-value that makes it so
+        for row in re.findall(r"^\|.*\| reversed \|$", only_zero, flags=re.M):
+            assert float(row.split("|")[5]) < module.ALPHA

@@ -21,7 +21,7 @@ from recmodels.comparison import ComparisonPlan, build_table
 from recmodels.comparison.cli import main
 from recmodels.comparison.methods import METHODS
 from recmodels.comparison.report import per_user_test_metrics
-from recmodels.comparison.runner import backbone_settings, cell_settings
+from recmodels.comparison.plan import backbone_settings, cell_settings
 from recmodels.comparison.runs import load_ranks
 from recmodels.provenance import fingerprint
 from recmodels.trainer import resolve_device

@@ -262,12 +262,13 @@ def test_diverged_training_is_a_one_line_error(folder, tmp_path, capsys, monkeyp
                                     "table.\nThe last good checkpoint is kept.")
 
     monkeypatch.setattr(runner.Trainer, "fit", diverge)
-    assert run_bench(folder, tmp_path / "out") == 2
+    assert run_bench(folder, tmp_path / "out", "--lr", "0.5") == 2
     assert single_error_line(capsys) == (
-        "--lr: the training loss became nan in epoch 2; lower the learning rate (lr=10.0) or "
-        "the scale of the initial item table. The last good checkpoint is kept.")
+        "--lr: id + sasrec, seed 0, lr 0.5: the training loss became nan in epoch 2; lower "
+        "the learning rate (lr=10.0) or the scale of the initial item table. The last good "
+        "checkpoint is kept.")
     with pytest.raises(TrainingDivergedError, match="lower the learning rate"):
-        run_bench(folder, tmp_path / "out", "--debug")
+        run_bench(folder, tmp_path / "out", "--lr", "0.5", "--debug")
 
 
 def test_bugs_keep_their_traceback(folder, tmp_path, monkeypatch):

@@ -34,10 +34,15 @@ def integers(text: str, option: str) -> list[int]:
     return values
 
 
+EXAMPLES = {"--batch-size": 256, "--max-epochs": 400, "--patience": 10, "--hidden-size": 128,
+            "--max-len": 50, "--window-stride": 1, "--k-core": 5, "--max-history": 100}
+
+
 def positive(value: int, option: str) -> int:
     """``value`` when it is at least 1; a clear error naming ``option`` otherwise."""
     if value < 1:
-        raise InputError(f"{option} {value}: must be a positive integer; write e.g. {option} 256.")
+        raise InputError(f"{option} {value}: must be a positive integer; write e.g. {option} "
+                         f"{EXAMPLES.get(option, 1)}.")
     return value
 
 

@@ -20,8 +20,9 @@ from . import arguments
 from .cold import PROTOCOLS, make_split
 from .inputs import InputError, load_embeddings
 from .methods import METHODS
+from .plan import DEFAULT_LR_GRID, ComparisonPlan
 from .report import cold_start_tables, markdown_table, training_summary, write_spectrum
-from .runner import BACKBONES, DEFAULT_LR_GRID, ComparisonPlan, run_comparison
+from .runner import BACKBONES, run_comparison
 from .status import finished_rows, plan_status, status_report
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
@@ -288,13 +289,20 @@ def main(argv=None) -> int:
             raise
         message = " ".join(str(exc).split())  # one line
         if isinstance(exc, TrainingDivergedError):
-            message = f"--lr: {message}"
+            message = f"{'--lr' if args.lr is not None else '--lr-grid'}: {message}"
         print(f"ace-bench: error: {message}", file=sys.stderr)
         return 2
 
 
 def _compare(args: argparse.Namespace) -> int:
     cold_share, cold_choice = _cold_start(args)
+    for option in ("max_epochs", "patience", "hidden_size", "max_len", "window_stride",
+                   "k_core", "max_history"):
+        if getattr(args, option) is not None:
+            arguments.positive(getattr(args, option), f"--{option.replace('_', '-')}")
+    if args.lr is not None and not 0 < args.lr < 1:
+        raise InputError(f"--lr {args.lr:g}: not a learning rate in (0, 1); write e.g. "
+                         "--lr 1e-3.")
     plan = ComparisonPlan(
         methods=arguments.choices(args.methods, METHODS, "--methods"),
         backbones=arguments.choices(args.backbones, BACKBONES, "--backbones"),

@@ -13,6 +13,7 @@ from scipy.stats import ttest_rel
 from ace_transform.model_selection import lam_path
 
 from ..metrics import per_user_metrics
+from ..provenance import settings_diff
 from .cold import MAP_SUFFIX, NEW_SPLIT, rank_name
 from ..models import BACKBONES
 from .methods import METHODS
@@ -117,7 +118,9 @@ def training_summary(results: pd.DataFrame, max_epochs: int, patience: int,
                      out: Path | None = None) -> str:
     """One line on how the table's cells trained: epochs, best epoch, early stop or cap.
 
-    ``out`` is passed to :func:`training_seconds`.
+    Its minutes are those of the table's methods (their unchosen learning-rate candidates
+    included), not of a method still choosing its rate. ``out`` is passed to
+    :func:`training_seconds`.
 
     Examples
     --------
@@ -144,9 +147,12 @@ before early stopping (patience 3); 2.5 min of training in these cells.
     ending = (f"{capped} of {len(test)} cells reached the {max_epochs}-epoch cap before early "
               f"stopping (patience {patience})" if capped else
               f"every cell stopped early (no improvement in {patience} epochs)")
+    shown = set(zip(test["method"].str.removesuffix(MAP_SUFFIX), test["backbone"]))
+    counted = results[[cell in shown for cell in zip(
+        results["method"].str.removesuffix(MAP_SUFFIX), results["backbone"])]]
     candidates = (", learning-rate candidates included"
-                  if not results["selected"].astype(bool).all() else "")
-    return (f"{'; '.join(blocks)}; {ending}; {training_seconds(results, out) / 60:.1f} min of "
+                  if not counted["selected"].astype(bool).all() else "")
+    return (f"{'; '.join(blocks)}; {ending}; {training_seconds(counted, out) / 60:.1f} min of "
             f"training in these cells{candidates}.")
 
 
@@ -254,6 +260,30 @@ def cell_sequences(settings: str | dict) -> str:
     return inspect.signature(backbone).parameters["sequences"].default
 
 
+def seed_note(test: pd.DataFrame) -> str | None:
+    """A warning when ``test``'s methods average different seeds; None when they agree.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels.comparison.report import seed_note
+    >>> rows = pd.DataFrame({"method": ["id", "id", "ace"], "seed": [0, 1, 0]})
+    >>> print(seed_note(rows))
+    Methods average different seeds (id: 0,1; ace: 0); to pair like with like, pass --seeds 0.
+    >>> seed_note(rows[rows["seed"] == 0]) is None
+    True
+    """
+    seeds = {method: tuple(sorted(set(block["seed"])))
+             for method, block in test.groupby("method", sort=False)}
+    if len(set(seeds.values())) <= 1:
+        return None
+    common = sorted(set.intersection(*(set(s) for s in seeds.values())))
+    listed = "; ".join(f"{m}: {','.join(map(str, s))}" for m, s in seeds.items())
+    fix = (f"to pair like with like, pass --seeds {','.join(map(str, common))}" if common
+           else "no seed is common to all of them")
+    return f"Methods average different seeds ({listed}); {fix}."
+
+
 #: Settings in which the cells of one paired table may differ.
 PER_CELL_SETTINGS = frozenset({"method", "method_settings", "lr", "seed", "device", "version"})
 
@@ -281,9 +311,15 @@ def comparability_error(test: pd.DataFrame) -> str | None:
     several = test.groupby(["method", "seed"])["fingerprint"].nunique()
     if (several > 1).any():
         method, seed = several[several > 1].index[0]
-        return (f"{method} has several selected cells for seed {seed} (other settings); "
-                "pairs need one cell per method and seed: choose the training rows with "
-                "--sequences.")
+        cells = test[(test["method"] == method) & (test["seed"] == seed)].drop_duplicates(
+            "fingerprint")
+        changed = settings_diff(json.loads(cells["settings"].iloc[0]),
+                                json.loads(cells["settings"].iloc[1]))
+        hint = (" (--sequences chooses the training rows)"
+                if any(c.startswith("backbone_settings") for c in changed) else "")
+        return (f"{method} has several selected cells for seed {seed}, differing in "
+                f"{'; '.join(changed[:3]) or 'nothing but their fingerprints'}; pairs need "
+                f"one cell per method and seed: pass one protocol's cells{hint}.")
     cells = test.drop_duplicates("fingerprint")
     settings = [json.loads(s) for s in cells["settings"]]
     for key in sorted(set().union(*settings) - PER_CELL_SETTINGS) if settings else []:

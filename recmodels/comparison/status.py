@@ -14,7 +14,8 @@ import pandas as pd
 from .. import checkpoint
 from ..data import SequenceData
 from ..provenance import fingerprint
-from .runner import SELECTION_METRIC, TEXT_COLUMNS, ComparisonPlan, cell_inputs, cell_settings
+from .plan import ComparisonPlan, best_rate, cell_inputs, cell_settings
+from .runner import SELECTION_METRIC, TEXT_COLUMNS
 from .runs import checkpoint_path
 
 STATUS_COLUMNS = ["backbone", "method", "seed", "lr", "role", "status", "fingerprint",
@@ -36,7 +37,8 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
     ``continues its candidate after epoch N`` (a chosen rate's run that starts from its
     short-grid candidate's checkpoint), ``to train``, and ``after the candidates``: with a
     learning-rate grid, a chosen rate's runs are known only once every candidate of the
-    method and backbone is done, so until then their ``lr`` is NaN. Without
+    method and backbone is done, so until then their ``lr`` is NaN (as it stays when
+    ``every candidate diverged``). Without
     ``grid_epochs`` the first seed's chosen run is the candidate row itself. The
     device enters the fingerprints: ``device="auto"`` answers for the machine it runs
     on. ``fingerprint`` is the cell's key in ``results.csv`` (None until its rate is
@@ -103,7 +105,11 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
                 rows += [[backbone, method, seed, np.nan, "run", "after the candidates", None,
                           False] for seed in finals]
                 continue
-            best = rates[0] if len(rates) == 1 else max(rates, key=lambda lr: scores[lr])
+            best = rates[0] if len(rates) == 1 else best_rate(scores)
+            if best is None:
+                rows += [[backbone, method, seed, np.nan, "run", "every candidate diverged",
+                          None, False] for seed in finals]
+                continue
             if not grid_epochs:  # the first seed's chosen run is its best candidate
                 next(row for row in rows if row[6] == keys[best])[7] = True
             for seed in finals:

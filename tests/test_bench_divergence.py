@@ -1,0 +1,104 @@
+"""ace-bench when a learning-rate candidate diverges, and other runs' checkpoints."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recmodels import TrainingDivergedError
+from recmodels.comparison import runner
+from recmodels.comparison.cli import main
+from recmodels_helpers import toy_argv, toy_folder
+
+GRID = ("--lr-grid", "3e-2,1e-3", "--grid-epochs", "1", "--max-epochs", "2")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return toy_folder(tmp_path / "toy")
+
+
+def _diverge_at(monkeypatch, rate):
+    """Trainer.fit raises TrainingDivergedError in epoch 1 for ``rate``, trains otherwise."""
+    fit = runner.Trainer.fit
+
+    def fit_or_diverge(self, *args, **kwargs):
+        if np.isclose(self.lr, rate):
+            raise TrainingDivergedError("the training loss became nan in epoch 1", epoch=1)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner.Trainer, "fit", fit_or_diverge)
+
+
+def test_a_diverged_candidate_loses_the_choice_and_the_comparison_goes_on(folder, tmp_path,
+                                                                          capsys, monkeypatch):
+    out = tmp_path / "out"
+    _diverge_at(monkeypatch, 3e-2)
+    assert main(toy_argv(folder, out, "--methods", "id,ace", *GRID)) == 0
+    err = capsys.readouterr().err
+    assert err.count("this candidate is out of the choice") == 2
+    assert "lr 0.001 chosen on valid ndcg@10 (0.03: diverged, 0.001: " in err
+    results = pd.read_csv(out / "results.csv")
+    diverged = results[np.isclose(results["lr"], 3e-2)]
+    assert len(diverged) == 4 and diverged["ndcg@10"].isna().all()
+    assert set(diverged["best_epoch"]) == {0} and set(diverged["epochs"]) == {1}
+    assert not diverged["selected"].any()
+    chosen = results[results["selected"]]
+    assert set(chosen["lr"]) == {1e-3} and set(chosen["epochs"]) == {2}
+    assert chosen["ndcg@10"].notna().all()
+    assert json.loads(results["lr_valid"].iloc[0])["0.03"] is None
+    assert not list((out / "checkpoints").glob("*.pt"))
+    # The diverged cells are finished cells: a second run trains nothing, the dry run agrees.
+    monkeypatch.undo()
+    assert main(toy_argv(folder, out, "--methods", "id,ace", *GRID)) == 0
+    assert "learning-rate candidate" not in capsys.readouterr().err
+    assert main(toy_argv(folder, out, "--methods", "id,ace", *GRID, "--dry-run")) == 0
+    assert "6 of 6 cells done" in capsys.readouterr().out
+
+
+def test_every_candidate_diverging_is_a_one_line_error_naming_the_grid(folder, tmp_path,
+                                                                      capsys, monkeypatch):
+    def diverge(self, *args, **kwargs):
+        raise TrainingDivergedError("the training loss became nan in epoch 1", epoch=1)
+
+    monkeypatch.setattr(runner.Trainer, "fit", diverge)
+    assert main(toy_argv(folder, tmp_path / "out", "--methods", "id", *GRID)) == 2
+    assert capsys.readouterr().err.rstrip().splitlines()[-1] == (
+        "ace-bench: error: --lr-grid: id + sasrec: the training loss diverged at every "
+        "candidate rate (0.03, 0.001); give lower rates.")
+    assert main(toy_argv(folder, tmp_path / "out", "--methods", "id", *GRID, "--dry-run")) == 0
+    assert "every candidate diverged" in capsys.readouterr().out
+
+
+def test_a_run_leaves_other_settings_checkpoints_of_its_cell_alone(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    other = out / "checkpoints" / "id-sasrec-s0-lr0.001-0123456789ab.pt"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"another protocol's run, still to resume")
+    assert main(toy_argv(folder, out, "--methods", "id", "--lr", "1e-3",
+                         "--max-epochs", "1")) == 0
+    assert other.read_bytes() == b"another protocol's run, still to resume"
+    assert f"left alone: {other.name}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, example", [
+    ("--patience", "0", "10"), ("--max-epochs", "-1", "400"), ("--hidden-size", "0", "128"),
+    ("--max-len", "0", "50"), ("--window-stride", "0", "1"), ("--max-history", "0", "100"),
+])
+def test_non_positive_sizes_are_refused_before_any_work(folder, tmp_path, capsys, option,
+                                                        value, example):
+    out = tmp_path / "out"
+    assert main(toy_argv(folder, out, "--methods", "id", option, value)) == 2
+    assert capsys.readouterr().err.rstrip().splitlines()[-1] == (
+        f"ace-bench: error: {option} {value}: must be a positive integer; write e.g. "
+        f"{option} {example}.")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-0.001", "2"])
+def test_a_learning_rate_outside_0_1_is_refused(folder, tmp_path, capsys, value):
+    assert main(toy_argv(folder, tmp_path / "out", "--methods", "id", "--lr", value)) == 2
+    assert capsys.readouterr().err.rstrip().splitlines()[-1] == (
+        f"ace-bench: error: --lr {float(value):g}: not a learning rate in (0, 1); write e.g. "
+        "--lr 1e-3.")
