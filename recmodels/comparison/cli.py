@@ -41,7 +41,9 @@ chosen rate. results.csv records the grid, the chosen rate (column 'selected') a
 candidate's validation score ('lr_valid'). With --grid-epochs N the candidates train for
 at most N epochs (one budget for every method) and the chosen rate then trains on under
 --max-epochs and --patience: the first seed continues its candidate's run from epoch N
-(exactly what a run from scratch gives), the other seeds start afresh.
+(exactly what a run from scratch gives), the other seeds start afresh. A candidate whose
+training loss diverges keeps rows without metrics and is out of the choice; if every
+candidate diverges, or a chosen run does, ace-bench stops with an error naming the cell.
 
 significance: results.md marks a figure with * when a paired one-tailed t-test over test
 users (scipy.stats.ttest_rel, alternative='greater', per-user metrics averaged over seeds)
