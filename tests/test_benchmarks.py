@@ -239,7 +239,7 @@ def test_paired_tables_refuse_cells_of_another_protocol(tmp_path, script):
         module.main([str(tmp_path)])
 
 
-@pytest.mark.parametrize("script", ["pairwise", "paper_shape"])
+@pytest.mark.parametrize("script", ["pairwise", "paper_shape", "converged_table"])
 def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys, script):
     spec = importlib.util.spec_from_file_location(script, BENCHMARKS / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
@@ -268,3 +268,37 @@ def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys
     if script == "paper_shape":  # a reversed pair shows the p-value that makes it so
         for row in re.findall(r"^\|.*\| reversed \|$", only_zero, flags=re.M):
             assert float(row.split("|")[5]) < module.ALPHA
+
+
+def test_converged_table_prints_each_chosen_cell_as_results_csv_holds_it(capsys):
+    spec = importlib.util.spec_from_file_location("converged_table",
+                                                  BENCHMARKS / "converged_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = BENCHMARKS / "results" / "beauty_converged"
+    assert module.main([str(folder)]) == 0
+    out = capsys.readouterr().out
+    results = pd.read_csv(folder / "results.csv", dtype={"lr_valid": str})
+    chosen = results[results["selected"] & (results["seed"] == 0)]
+    assert len(chosen) >= 8
+    for method, rows in chosen.groupby("method"):
+        valid, test = (rows[rows["split"] == s].iloc[0] for s in ("valid", "test"))
+        line = next(line for line in out.splitlines() if line.startswith(f"| {method} |"))
+        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+        candidates = json.loads(test["lr_valid"])
+        assert cells[1] == f"{test['lr']:g} (" + " / ".join(
+            f"{v:.4f}".removeprefix("0") for v in candidates.values()) + ")"
+        assert float(cells[1].split()[0]) == float(max(candidates, key=candidates.get))
+        assert cells[3] == f"{test['epochs']} ({test['best_epoch']})"
+        expected = [valid["ndcg@10"], *(test[m] for m in ("recall@10", "ndcg@10",
+                                                          "recall@20", "ndcg@20"))]
+        assert [float(c) for c in cells[4:]] == pytest.approx(expected, abs=5e-5)
+    # Each column's best figure is bold, and only that one.
+    for column in range(4, 9):
+        figures = [line.strip("|").split("|")[column].strip()
+                   for line in out.splitlines() if line.startswith("| ") and "---" not in line
+                   and not line.startswith("| method")]
+        bold = [f for f in figures if f.startswith("**")]
+        assert len(bold) == 1
+        assert float(bold[0].strip("*")) == max(float(f.strip("*")) for f in figures)
+    assert re.search(r"^Training: sasrec: .*min of training in these cells", out, flags=re.M)
