@@ -102,3 +102,23 @@ def test_a_learning_rate_outside_0_1_is_refused(folder, tmp_path, capsys, value)
     assert capsys.readouterr().err.rstrip().splitlines()[-1] == (
         f"ace-bench: error: --lr {float(value):g}: not a learning rate in (0, 1); write e.g. "
         "--lr 1e-3.")
+
+
+def test_the_choice_is_on_file_while_the_chosen_rate_trains_on(folder, tmp_path, monkeypatch):
+    fit = runner.Trainer.fit
+
+    def killed_in_the_long_run(self, *args, **kwargs):
+        if self.max_epochs > 1:  # the chosen rate's run after the 1-epoch candidates
+            raise KeyboardInterrupt
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner.Trainer, "fit", killed_in_the_long_run)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        main(toy_argv(folder, out, "--methods", "id", *GRID))
+    results = pd.read_csv(out / "results.csv", dtype={"lr_valid": str})
+    assert len(results) == 4 and not results["selected"].any()  # two candidates, no run yet
+    assert set(results["lr_grid"]) == {"0.03,0.001"}
+    scores = json.loads(results["lr_valid"].iloc[0])
+    valid = results[results["split"] == "valid"].set_index("lr")["ndcg@10"]
+    assert scores == {f"{lr:g}": pytest.approx(v, abs=1e-6) for lr, v in valid.items()}

@@ -114,6 +114,13 @@ class _Cells:
         write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
         return rows
 
+    def record(self, keys, columns: dict[str, str]) -> None:
+        """Set ``columns`` on the rows of the fingerprints ``keys`` and write results.csv."""
+        mask = self.results["fingerprint"].isin(list(keys))
+        for name, value in columns.items():
+            self.results.loc[mask, name] = value
+        write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
+
     def _checkpoint(self, method: str, backbone: str, seed: int, lr: float,
                     key: str = "*") -> Path:
         return checkpoint_path(self.out, method, backbone, seed, lr, key)
@@ -239,6 +246,12 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
                     for lr, score in scores.items())
                 cells._say(f"{method} + {backbone}: lr {best:g} chosen on valid "
                            f"{SELECTION_METRIC} ({listed})")
+            grid_columns = {"lr_grid": ",".join(f"{lr:g}" for lr in rates),
+                            "lr_valid": json.dumps({f"{lr:g}": None if np.isnan(score)
+                                                    else round(score, 6)
+                                                    for lr, score in scores.items()})}
+            if grid_epochs:  # the choice is on file before the chosen rate's long run
+                cells.record(pd.concat(candidates.values())["fingerprint"], grid_columns)
             finals = [first, *others] if grid_epochs else others
             continued = candidates[best]["fingerprint"].iloc[0] if grid_epochs else None
             trained = [cells.ensure(method, backbone, seed, best,
@@ -255,13 +268,9 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
             mask = cells.results["fingerprint"].isin(keys)
             cells.results.loc[mask, "selected"] = cells.results.loc[mask, "fingerprint"].isin(
                 chosen)
-            cells.results.loc[mask, "lr_grid"] = ",".join(f"{lr:g}" for lr in rates)
-            cells.results.loc[mask, "lr_valid"] = json.dumps(
-                {f"{lr:g}": None if np.isnan(score) else round(score, 6)
-                 for lr, score in scores.items()})
             in_plan += keys
             # After each method, not at the end: a run killed in the next one keeps these flags.
-            write_atomic(cells.path, lambda p: cells.results[COLUMNS].to_csv(p, index=False))
+            cells.record(keys, grid_columns)
     results = cells.results[cells.results["fingerprint"].isin(in_plan)].reset_index(drop=True)
     results["selected"] = results["selected"].astype(bool)
     return results
