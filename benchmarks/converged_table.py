@@ -24,7 +24,8 @@ import pandas as pd
 from recmodels.comparison.methods import METHODS
 from recmodels.comparison.report import (HEADERS, TABLE_METRICS, cell_sequences,
                                          comparability_error, per_user_test_metrics,
-                                         seed_note, significance_marks, training_summary)
+                                         seed_list, seed_note, significance_marks,
+                                         training_summary)
 from recmodels.provenance import settings_diff
 
 
@@ -70,8 +71,8 @@ def converged_table(out: Path, backbone: str = "sasrec", sequences: str | None =
         raise SystemExit(f"{out / 'results.csv'}, {backbone}: {error}")
     methods = [m for m in METHODS if m in set(test["method"])]
     per_user = {m: per_user_test_metrics(test[test["method"] == m], out) for m in methods}
-    marks = (significance_marks(per_user)
-             if len(methods) > 1 and all(v is not None for v in per_user.values()) else set())
+    tested = len(methods) > 1 and all(v is not None for v in per_user.values())
+    marks = significance_marks(per_user) if tested else set()
     means = test.groupby("method")[list(TABLE_METRICS)].mean()
     means["valid"] = valid.groupby("method")["ndcg@10"].mean()
     best = means.max()
@@ -102,7 +103,8 @@ def converged_table(out: Path, backbone: str = "sasrec", sequences: str | None =
     lines += ["", (f"{users} test users. " if users else "")
               + ("`*`: better than every other method, paired one-tailed t-test over test "
                  "users, p < 0.05." if marks else "No figure is significantly better than "
-                 "every other method's (paired one-tailed t-test, p < 0.05)."),
+                 "every other method's (paired one-tailed t-test, p < 0.05)." if tested else
+                 "Significance not tested (one method, or per-user ranks missing in runs/)."),
               "Training: " + training_summary(pd.concat([test, _candidates(results, test)]),
                                               settings["max_epochs"], settings["patience"],
                                               out)]
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequences", choices=["windows", "prefixes"],
                         help="only cells whose backbone trained on these rows (GRU4Rec and "
                              "SASRec can train on either); default: every cell")
-    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")],
+    parser.add_argument("--seeds", type=seed_list,
                         help="only these seeds, e.g. 0 (default: every seed of each method)")
     args = parser.parse_args(argv)
     if not (args.folder / "results.csv").is_file():

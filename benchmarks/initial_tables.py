@@ -39,8 +39,9 @@ def main(argv=None) -> int:
             history = json.loads((args.results / "runs" / f"{row['fingerprint']}.json")
                                  .read_text())["history"]
             trained.setdefault(row["method"], []).append(
-                f"lr {row['lr']:g}: loss {history[0]['loss']:.2f} after epoch 1, best epoch "
-                f"{row['best_epoch']} of {row['epochs']}")
+                f"lr {row['lr']:g}: diverged in epoch {row['epochs']}" if row["best_epoch"] == 0
+                else f"lr {row['lr']:g}: loss {history[0]['loss']:.2f} after epoch 1, best "
+                     f"epoch {row['best_epoch']} of {row['epochs']}")
     print("| method | std of initial item weights | initial logit spread | trained cells |")
     print("|---|---|---|---|")
     for method in METHODS:

@@ -26,7 +26,7 @@ from scipy.stats import ttest_rel
 
 from recmodels.comparison.report import (TABLE_METRICS, cell_sequences,
                                          comparability_error, per_user_test_metrics,
-                                         seed_note)
+                                         seed_list, seed_note)
 
 ALPHA = 0.05
 # Seed paper, Table 1, Beauty, SASRec, full ranking: R@10, N@10, R@20, N@20.
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequences", choices=["windows", "prefixes"],
                         help="only cells whose backbone trained on these rows (GRU4Rec and "
                              "SASRec can train on either); default: every cell")
-    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")],
+    parser.add_argument("--seeds", type=seed_list,
                         help="only these seeds, e.g. 0 (default: every seed of each method)")
     args = parser.parse_args(argv)
     if not (args.folder / "results.csv").is_file():

@@ -16,6 +16,7 @@ import torch
 
 from . import checkpoint, distributed
 from .data import SequenceData
+from .errors import CheckpointMismatchError, TrainingDivergedError
 from .evaluation import mean_metrics
 from .metrics import DEFAULT_KS
 from .models.base import SequentialRecommender
@@ -29,33 +30,6 @@ SORTISH_BATCHES = 32
 STOPPING_SETTINGS = ("trainer.max_epochs", "trainer.patience")
 # CPU fused Adam arrived in torch 2.4.
 FUSED_ADAM_CPU = torch.torch_version.TorchVersion(torch.__version__) >= (2, 4)
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint at ``checkpoint_path`` was written under other settings.
-
-    Examples
-    --------
-    >>> from recmodels.trainer import CheckpointMismatchError
-    >>> issubclass(CheckpointMismatchError, ValueError)
-    True
-    """
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite in ``epoch`` (None: unknown); the last good
-    checkpoint is kept.
-
-    Examples
-    --------
-    >>> from recmodels import TrainingDivergedError
-    >>> TrainingDivergedError("the training loss became nan", epoch=3).epoch
-    3
-    """
-
-    def __init__(self, message: str, epoch: int | None = None) -> None:
-        super().__init__(message)
-        self.epoch = epoch
 
 
 @dataclass
@@ -300,7 +274,12 @@ class Trainer:
         """Train one epoch, validate, update ``state`` and write the checkpoint."""
         epoch = state["epoch"] + 1
         started = time.perf_counter()
-        loss = self._train_epoch(windows, optimizer, epoch, train_loss)
+        try:
+            loss = self._train_epoch(windows, optimizer, epoch, train_loss)
+        except TrainingDivergedError as error:
+            error.history = list(state["history"])
+            error.seconds = state["seconds"] + time.perf_counter() - started
+            raise
         trained = time.perf_counter()
         ranks = self.rank("valid")
         valid = mean_metrics(ranks, self.ks)

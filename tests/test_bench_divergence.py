@@ -57,6 +57,61 @@ def test_a_diverged_candidate_loses_the_choice_and_the_comparison_goes_on(folder
     assert "6 of 6 cells done" in capsys.readouterr().out
 
 
+def test_a_full_budget_candidate_that_diverges_leaves_a_record_and_no_checkpoint(
+        folder, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    fit = runner.Trainer.fit
+
+    def fit_or_diverge(self, *args, **kwargs):
+        if np.isclose(self.lr, 3e-2):
+            self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+            self.checkpoint_path.write_bytes(b"epoch 1")  # the last good epoch's checkpoint
+            error = TrainingDivergedError("the training loss became nan in epoch 2", epoch=2)
+            error.history, error.seconds = [{"epoch": 1, "loss": 9.0, "seconds": 4.0}], 7.5
+            raise error
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner.Trainer, "fit", fit_or_diverge)
+    # No --grid-epochs: every candidate trains under the full budget, the best is the run.
+    assert main(toy_argv(folder, out, "--methods", "id", "--lr-grid", "3e-2,1e-3",
+                         "--max-epochs", "2")) == 0
+    err = capsys.readouterr().err
+    assert "diverged in epoch 2; this candidate is out of the choice, and its checkpoint is " \
+           "removed" in err
+    assert not list((out / "checkpoints").glob("*.pt"))
+    results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
+    diverged = results[np.isclose(results["lr"], 3e-2)]
+    assert set(diverged["seconds"]) == {7.5} and set(diverged["epochs"]) == {2}
+    record = json.loads((out / "runs" / f"{diverged['fingerprint'].iloc[0]}.json").read_text())
+    assert record["diverged_in_epoch"] == 2 and len(record["history"]) == 1
+    assert record["cell_settings"]["lr"] == 3e-2
+    assert results.loc[results["selected"], "lr"].unique().tolist() == [1e-3]
+    monkeypatch.undo()
+    assert main(toy_argv(folder, out, "--methods", "id", "--lr-grid", "3e-2,1e-3",
+                         "--max-epochs", "2", "--dry-run")) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split()[:2] == ["sasrec", "id"]]
+    assert rows == [["sasrec", "id", "0", "0.03", "candidate", "done", "(diverged)"],
+                    ["sasrec", "id", "0", "0.001", "candidate", "done"]]
+
+
+def test_a_chosen_run_that_diverges_is_an_error_naming_the_cell_and_the_grid(
+        folder, tmp_path, capsys, monkeypatch):
+    fit = runner.Trainer.fit
+
+    def diverge_at_seed_1(self, *args, **kwargs):
+        if self.seed == 1:
+            raise TrainingDivergedError("the training loss became nan in epoch 1", epoch=1)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner.Trainer, "fit", diverge_at_seed_1)
+    assert main(toy_argv(folder, tmp_path / "out", "--methods", "id", "--seeds", "0,1",
+                         *GRID)) == 2
+    line = capsys.readouterr().err.rstrip().splitlines()[-1]
+    assert line.startswith("ace-bench: error: --lr-grid: id + sasrec, seed 1, lr ")
+    assert line.endswith("the training loss became nan in epoch 1")
+
+
 def test_every_candidate_diverging_is_a_one_line_error_naming_the_grid(folder, tmp_path,
                                                                       capsys, monkeypatch):
     def diverge(self, *args, **kwargs):

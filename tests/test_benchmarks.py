@@ -266,8 +266,13 @@ def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys
     assert only_zero.split("\n", 1)[1] == capsys.readouterr().out.split("\n", 1)[1]
     assert "different seeds" not in only_zero
     if script == "paper_shape":  # a reversed pair shows the p-value that makes it so
-        for row in re.findall(r"^\|.*\| reversed \|$", only_zero, flags=re.M):
+        reversed_rows = re.findall(r"^\|.*\| reversed \|$", only_zero, flags=re.M)
+        assert reversed_rows  # AlphaFuse > PCA init, in this folder
+        for row in reversed_rows:
             assert float(row.split("|")[5]) < module.ALPHA
+    with pytest.raises(SystemExit):
+        module.main([str(tmp_path), "--seeds", "0,a"])
+    assert "'0,a' is not a list of integers; write e.g. --seeds 0" in capsys.readouterr().err
 
 
 def test_converged_table_prints_each_chosen_cell_as_results_csv_holds_it(capsys):

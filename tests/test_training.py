@@ -138,6 +138,9 @@ def test_nan_loss_stops_with_clear_error_and_keeps_checkpoint(data, tmp_path):
         trainer.fit()
     hook.remove()
     assert str(path) in str(info.value)
+    # The error carries what ace-bench records of a diverged cell.
+    assert info.value.epoch == 2 and [h["epoch"] for h in info.value.history] == [1]
+    assert info.value.seconds > info.value.history[0]["seconds"] > 0
     # The file is still the one written after the good epoch 1, byte for byte ...
     assert seen["checkpoint"] is not None
     assert path.read_bytes() == seen["checkpoint"]

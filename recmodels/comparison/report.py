@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 from pathlib import Path
@@ -260,6 +261,23 @@ def cell_sequences(settings: str | dict) -> str:
     return inspect.signature(backbone).parameters["sequences"].default
 
 
+def seed_list(text: str) -> list[int]:
+    """A ``--seeds`` value of the report scripts: comma-separated integers.
+
+    Examples
+    --------
+    >>> from recmodels.comparison.report import seed_list
+    >>> seed_list("0,2")
+    [0, 2]
+    """
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of integers; write e.g. --seeds 0 or --seeds 0,1,2."
+        ) from None
+
+
 def seed_note(test: pd.DataFrame) -> str | None:
     """A warning when ``test``'s methods average different seeds; None when they agree.
 
@@ -315,11 +333,12 @@ def comparability_error(test: pd.DataFrame) -> str | None:
             "fingerprint")
         changed = settings_diff(json.loads(cells["settings"].iloc[0]),
                                 json.loads(cells["settings"].iloc[1]))
-        hint = (" (--sequences chooses the training rows)"
-                if any(c.startswith("backbone_settings") for c in changed) else "")
+        fix = ("choose the training rows with --sequences"
+               if any(c.startswith("backbone_settings.sequences") for c in changed) else
+               "keep each protocol's runs in an --out folder of its own")
         return (f"{method} has several selected cells for seed {seed}, differing in "
                 f"{'; '.join(changed[:3]) or 'nothing but their fingerprints'}; pairs need "
-                f"one cell per method and seed: pass one protocol's cells{hint}.")
+                f"one cell per method and seed: {fix}.")
     cells = test.drop_duplicates("fingerprint")
     settings = [json.loads(s) for s in cells["settings"]]
     for key in sorted(set().union(*settings) - PER_CELL_SETTINGS) if settings else []:

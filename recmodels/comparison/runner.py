@@ -29,7 +29,7 @@ from .cold import evaluate_cell
 from .methods import build_table
 from .plan import (DEFAULT_LR_GRID, ComparisonPlan, backbone_arguments, backbone_settings,
                    best_rate, cell_inputs, cell_settings)
-from .runs import checkpoint_path, save_run, write_atomic
+from .runs import checkpoint_path, save_diverged, save_run, write_atomic
 
 __all__ = ["BACKBONES", "COLUMNS", "DEFAULT_LR_GRID", "METRICS", "SELECTION_METRIC",
            "TEXT_COLUMNS", "ComparisonPlan", "backbone_arguments", "backbone_settings",
@@ -103,13 +103,16 @@ class _Cells:
         except TrainingDivergedError as error:
             if not candidate:
                 raise TrainingDivergedError(f"{method} + {backbone}, seed {seed}, lr {lr:g}: "
-                                            f"{error}") from error
-            self._say(f"{label}: {error}; this candidate is out of the choice")
+                                            f"{error}", epoch=error.epoch) from error
+            self._say(f"{label}: the training loss diverged in epoch {error.epoch}; this "
+                      "candidate is out of the choice, and its checkpoint is removed")
             self._checkpoint(method, backbone, seed, lr, key).unlink(missing_ok=True)
+            save_diverged(self.out, key, settings, error)
             rows = self._rows(method, backbone, seed, lr, settings, key,
                               [(method, "valid", {}), (method, "test", {})],
-                              epochs=error.epoch, best_epoch=0,
-                              seconds=time.perf_counter() - started)
+                              epochs=error.epoch or 0, best_epoch=0,
+                              seconds=(time.perf_counter() - started if error.seconds is None
+                                       else error.seconds))
         self.results = pd.concat([self.results, rows], ignore_index=True)
         write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
         return rows

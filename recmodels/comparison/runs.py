@@ -37,6 +37,16 @@ def save_run(out: Path, key: str, result, ranks: dict[str, np.ndarray]) -> None:
         {"trainer_settings": result.settings, "history": result.history}, indent=1)))
 
 
+def save_diverged(out: Path, key: str, settings: dict, error) -> None:
+    """The record of a cell whose training diverged: its settings, the finished epochs'
+    history and the epoch it failed in (no ranks: there is no model to rank with)."""
+    runs = out / "runs"
+    runs.mkdir(exist_ok=True)
+    write_atomic(runs / f"{key}.json", lambda p: p.write_text(json.dumps(
+        {"cell_settings": settings, "history": error.history,
+         "diverged_in_epoch": error.epoch}, indent=1)))
+
+
 def load_ranks(out: Path, key: str, split: str = "test") -> np.ndarray | None:
     """Per-user ranks a finished cell saved, or None when they are missing.
 

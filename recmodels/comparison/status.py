@@ -33,7 +33,8 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
                 first_seen: np.ndarray | None = None) -> pd.DataFrame:
     """One row per cell of ``plan`` and what a run of it would do with that cell.
 
-    Statuses: ``done`` (reused), ``resumes after epoch N`` (its checkpoint),
+    Statuses: ``done`` (reused; ``done (diverged)`` for a learning-rate candidate whose
+    loss diverged), ``resumes after epoch N`` (its checkpoint),
     ``continues its candidate after epoch N`` (a chosen rate's run that starts from its
     short-grid candidate's checkpoint), ``to train``, and ``after the candidates``: with a
     learning-rate grid, a chosen rate's runs are known only once every candidate of the
@@ -78,8 +79,9 @@ def plan_status(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Pa
         return fingerprint(cell_settings(plan, method, backbone, seed, lr, inputs, max_epochs))
 
     def status(method, backbone, seed, lr, key, continue_from=None) -> str:
-        if (results["fingerprint"] == key).any():
-            return "done"
+        rows = results[(results["fingerprint"] == key) & (results["split"] == "valid")]
+        if len(rows):
+            return "done" if rows[SELECTION_METRIC].notna().all() else "done (diverged)"
         epoch = _epochs_in(checkpoint_path(out, method, backbone, seed, lr, key))
         if epoch is None and continue_from is not None:
             epoch = _epochs_in(checkpoint_path(out, method, backbone, seed, lr, continue_from))
@@ -134,7 +136,7 @@ def finished_rows(status: pd.DataFrame, out: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=["fingerprint", "split", "selected"])
     results = pd.read_csv(path, dtype=TEXT_COLUMNS)
-    done = status.loc[status["status"] == "done", "fingerprint"]
+    done = status.loc[status["status"].str.startswith("done"), "fingerprint"]
     chosen = status.loc[status["chosen"].astype(bool), "fingerprint"]
     rows = results[results["fingerprint"].isin(done)]
     return rows.assign(selected=rows["fingerprint"].isin(chosen))
