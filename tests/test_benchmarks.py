@@ -307,3 +307,29 @@ def test_converged_table_prints_each_chosen_cell_as_results_csv_holds_it(capsys)
         assert len(bold) == 1
         assert float(bold[0].strip("*")) == max(float(f.strip("*")) for f in figures)
     assert re.search(r"^Training: sasrec: .*min of training in these cells", out, flags=re.M)
+
+
+@pytest.mark.parametrize("folder", ["beauty_converged", "beauty_cold_start"])
+def test_committed_cells_keep_their_fingerprints(folder):
+    """A change to a cell's settings or to the fingerprint would make ace-bench train every
+    committed cell of a run that spans sessions again; it has to be a deliberate one."""
+    from recmodels.comparison.plan import ComparisonPlan, cell_settings
+    from recmodels.provenance import fingerprint
+
+    results = pd.read_csv(BENCHMARKS / "results" / folder / "results.csv",
+                          dtype={"fingerprint": str})
+    for key, text in results.drop_duplicates("fingerprint")[["fingerprint", "settings"]].values:
+        saved = json.loads(text)
+        assert fingerprint(saved) == key
+        cold = saved.get("cold_start", {})
+        protocol = ({"protocol": saved["protocol"], "cold_share": cold["share"],
+                     "cold_choice": cold["choice"]} if "protocol" in saved else {})
+        plan = ComparisonPlan([saved["method"]], [saved["backbone"]], [saved["seed"]],
+                              patience=saved["patience"], device=saved["device"],
+                              overrides={saved["method"]: saved["method_settings"]},
+                              **protocol)
+        inputs = {name: saved[name] for name in ("data", "embeddings", "new_items")
+                  if name in saved}
+        rebuilt = cell_settings(plan, saved["method"], saved["backbone"], saved["seed"],
+                                saved["lr"], inputs, saved["max_epochs"])
+        assert rebuilt == saved, (folder, saved["method"], saved["lr"])
