@@ -297,4 +297,18 @@ class AdapterTable(ItemTable):
                     nn.init.xavier_normal_(layer.weight)
 
     def forward(self) -> torch.Tensor:
+        if len(self.mlp) == 2:  # no activation: one (width, hidden) map, the same function
+            return _with_padding_row(self._linear_map())
         return _with_padding_row(self.mlp(self.views).sum(dim=0))
+
+    def _linear_map(self) -> torch.Tensor:
+        """``sum_v (V_v W1^T + b1) W2^T + b2`` as ``(sum_v V_v) (W1^T W2^T) + G (b1 W2^T +
+        b2)``: equal up to float rounding, and so are its gradients (autograd goes through
+        the product). Per item, forward and backward, ``2 width hidden`` multiply-adds in
+        place of ``2 width inner + 3 inner hidden`` (LLMEmb's 384 -> 192 -> 128: 2.25x
+        fewer)."""
+        first, second = self.mlp
+        weight = first.weight.T @ second.weight.T
+        bias = first.bias @ second.weight.T + second.bias
+        summed = self.views[0] if len(self.views) == 1 else self.views.sum(dim=0)
+        return torch.addmm(bias * len(self.views), summed, weight)

@@ -189,6 +189,26 @@ def test_llmemb_table_is_centred_pca_scores_through_a_linear_adapter(data, E):
                                     atol=1e-5)
 
 
+@pytest.mark.parametrize("n_views", [1, 2])
+def test_a_linear_adapter_equals_its_two_layers_in_value_and_gradient(n_views):
+    rng = np.random.default_rng(0)
+    views = [rng.standard_normal((50, 24)).astype(np.float32) for _ in range(n_views)]
+    table = AdapterTable(views, 8, activation="linear", init="torch")
+    outputs, grads = [], []
+    for forward in (table.forward, lambda: torch.cat([  # the plain two-layer pass
+            torch.zeros(1, 8), table.mlp(table.views).sum(dim=0)])):
+        table.zero_grad()
+        out = forward()
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        outputs.append(out.detach())
+        grads.append([p.grad.clone() for p in table.parameters()])
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    assert outputs[0][0].abs().max() == 0  # the padding row
+    for fast, plain in zip(*grads):
+        torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
+    assert all(g.abs().max() > 0 for g in grads[0])
+
+
 def test_alphafuse_table_is_standardised_principal_coordinates_plus_a_normal_residual(data, E):
     table = build("alphafuse", E, data)
     assert isinstance(table, AlphaFuseTable)
