@@ -1,4 +1,5 @@
-"""ace-bench when a learning-rate candidate diverges, and other runs' checkpoints."""
+"""ace-bench's robustness: diverged candidates, other runs' checkpoints, argument checks,
+dry runs on item text."""
 
 import json
 
@@ -112,8 +113,8 @@ def test_a_chosen_run_that_diverges_is_an_error_naming_the_cell_and_the_grid(
     assert line.endswith("the training loss became nan in epoch 1")
 
 
-def test_every_candidate_diverging_is_a_one_line_error_naming_the_grid(folder, tmp_path,
-                                                                      capsys, monkeypatch):
+def test_every_candidate_diverging_is_a_one_line_error_naming_the_grid(
+        folder, tmp_path, capsys, monkeypatch):
     def diverge(self, *args, **kwargs):
         raise TrainingDivergedError("the training loss became nan in epoch 1", epoch=1)
 
@@ -177,3 +178,20 @@ def test_the_choice_is_on_file_while_the_chosen_rate_trains_on(folder, tmp_path,
     scores = json.loads(results["lr_valid"].iloc[0])
     valid = results[results["split"] == "valid"].set_index("lr")["ndcg@10"]
     assert scores == {f"{lr:g}": pytest.approx(v, abs=1e-6) for lr, v in valid.items()}
+
+
+def test_a_dry_run_without_embeddings_finds_the_cells_a_run_on_item_text_trained(
+        folder, tmp_path, capsys):
+    pytest.importorskip("sentence_transformers")
+    out = tmp_path / "out"
+    argv = ["--data", str(folder), "--out", str(out), "--methods", "id,ace", "--lr", "1e-3",
+            "--max-epochs", "1", "--k-core", "1", "--hidden-size", "8", "--max-len", "6",
+            "--window-stride", "3"]
+    assert main(argv) == 0  # encodes the toy titles with the default encoder
+    cached = {p: p.read_bytes() for p in (out / "cache").iterdir()}
+    assert len(cached) == 1
+    capsys.readouterr()
+    assert main(argv + ["--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 of 2 cells done" in printed
+    assert {p: p.read_bytes() for p in (out / "cache").iterdir()} == cached
