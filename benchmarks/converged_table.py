@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from recmodels.comparison.methods import METHODS
-from recmodels.comparison.report import (HEADERS, TABLE_METRICS, cell_sequences,
+from recmodels.comparison.report import (HEADERS, TABLE_METRICS, chosen_cells,
                                          comparability_error, per_user_test_metrics,
                                          seed_list, seed_note, significance_marks,
                                          training_summary)
@@ -58,10 +58,7 @@ def converged_table(out: Path, backbone: str = "sasrec", sequences: str | None =
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str, "lr_valid": str},
                           keep_default_na=False, na_values={m: [""] for m in TABLE_METRICS})
     rows = results[(results["backbone"] == backbone) & results["selected"].astype(bool)]
-    if sequences is not None:
-        rows = rows[rows["settings"].map(cell_sequences) == sequences]
-    if seeds is not None:
-        rows = rows[rows["seed"].isin(seeds)]
+    rows = chosen_cells(rows, sequences, seeds)
     test, valid = rows[rows["split"] == "test"], rows[rows["split"] == "valid"]
     if test.empty:
         raise SystemExit(f"{out / 'results.csv'}: no selected {backbone} test cells (a "

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import ttest_rel
 
 from recmodels.comparison.cold import NEW_SPLIT
-from recmodels.comparison.report import (TABLE_METRICS, cell_sequences,
+from recmodels.comparison.report import (TABLE_METRICS, chosen_cells,
                                          comparability_error, per_user_test_metrics,
                                          seed_list, seed_note)
 
@@ -41,10 +41,7 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
         raise SystemExit(f"{out / 'results.csv'}: no selected {backbone} test cells; "
                          f"--backbone one of: {', '.join(sorted(set(test['backbone'])))}.")
     test = test[test["backbone"] == backbone]
-    if sequences is not None:
-        test = test[test["settings"].map(cell_sequences) == sequences]
-    if seeds is not None:
-        test = test[test["seed"].isin(seeds)]
+    test = chosen_cells(test, sequences, seeds)
     if users == "new":
         test = test[[json.loads(settings).get("protocol") == "cold-start"
                      for settings in test["settings"]]]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import ttest_rel
 
-from recmodels.comparison.report import (TABLE_METRICS, cell_sequences,
+from recmodels.comparison.report import (TABLE_METRICS, chosen_cells,
                                          comparability_error, per_user_test_metrics,
                                          seed_list, seed_note)
 
@@ -87,10 +87,7 @@ def shape_tables(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
     test = results[(results["split"] == "test") & results["selected"].astype(bool)
                    & (results["backbone"] == backbone)]
-    if sequences is not None:
-        test = test[test["settings"].map(cell_sequences) == sequences]
-    if seeds is not None:
-        test = test[test["seed"].isin(seeds)]
+    test = chosen_cells(test, sequences, seeds)
     error = comparability_error(test)
     if error is not None:
         raise SystemExit(f"{out / 'results.csv'}, {backbone}: {error}")

@@ -261,6 +261,24 @@ def cell_sequences(settings: str | dict) -> str:
     return inspect.signature(backbone).parameters["sequences"].default
 
 
+def chosen_cells(rows: pd.DataFrame, sequences: str | None = None,
+                 seeds: list[int] | None = None) -> pd.DataFrame:
+    """``rows`` of cells trained on ``sequences`` rows (None: any) and of ``seeds`` (None:
+    any): what the report scripts' ``--sequences`` and ``--seeds`` keep.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recmodels.comparison.report import chosen_cells
+    >>> rows = pd.DataFrame({"seed": [0, 1], "settings": ['{"backbone": "sasrec"}'] * 2})
+    >>> chosen_cells(rows, "windows", [1])["seed"].tolist()
+    [1]
+    """
+    if sequences is not None:
+        rows = rows[rows["settings"].map(cell_sequences) == sequences]
+    return rows if seeds is None else rows[rows["seed"].isin(seeds)]
+
+
 def seed_list(text: str) -> list[int]:
     """A ``--seeds`` value of the report scripts: comma-separated integers.
 
