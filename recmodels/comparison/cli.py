@@ -69,8 +69,8 @@ package version; under the cold-start protocol also its settings and the new ite
 the settings themselves (JSON); a finished cell is reused only for an equal fingerprint.
 OUT/runs/ keeps each cell's per-user ranks, full settings and history. --dry-run lists
 every cell of the command (done, done (diverged), resumes after epoch N, continues its
-candidate, to train, or after the candidates), prints the table of the finished cells so far, and trains
-nothing.
+candidate, to train, or after the candidates), prints the table of the finished cells so
+far, and trains nothing.
 """
 
 
