@@ -14,7 +14,6 @@ included), and a note when methods average different seeds. Trains nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,7 +23,8 @@ import pandas as pd
 from recmodels.comparison.methods import METHODS
 from recmodels.comparison.report import (HEADERS, TABLE_METRICS, chosen_cells,
                                          comparability_error, per_user_test_metrics,
-                                         seed_list, seed_note, significance_marks,
+                                         folder_arguments, parsed_folder_arguments,
+                                         seed_note, significance_marks,
                                          training_summary)
 from recmodels.provenance import settings_diff
 
@@ -110,17 +110,8 @@ def converged_table(out: Path, backbone: str = "sasrec", sequences: str | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="an ace-bench --out folder")
-    parser.add_argument("--backbone", default="sasrec")
-    parser.add_argument("--sequences", choices=["windows", "prefixes"],
-                        help="only cells whose backbone trained on these rows (GRU4Rec and "
-                             "SASRec can train on either); default: every cell")
-    parser.add_argument("--seeds", type=seed_list,
-                        help="only these seeds, e.g. 0 (default: every seed of each method)")
-    args = parser.parse_args(argv)
-    if not (args.folder / "results.csv").is_file():
-        parser.error(f"{args.folder}: no results.csv here; pass an ace-bench --out folder.")
+    parser = folder_arguments(__doc__.splitlines()[0])
+    args = parsed_folder_arguments(parser, argv)
     print(converged_table(args.folder, args.backbone, args.sequences, args.seeds))
     return 0
 

@@ -12,7 +12,6 @@ target is a new item.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -25,7 +24,8 @@ from scipy.stats import ttest_rel
 from recmodels.comparison.cold import NEW_SPLIT
 from recmodels.comparison.report import (TABLE_METRICS, chosen_cells,
                                          comparability_error, per_user_test_metrics,
-                                         seed_list, seed_note)
+                                         folder_arguments, parsed_folder_arguments,
+                                         seed_note)
 
 ALPHA = 0.05
 USERS = {"all": "test", "new": NEW_SPLIT}
@@ -83,21 +83,12 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="an ace-bench --out folder")
-    parser.add_argument("--backbone", default="sasrec")
+    parser = folder_arguments(__doc__.splitlines()[0])
     parser.add_argument("--metric", choices=TABLE_METRICS, default="ndcg@20")
-    parser.add_argument("--sequences", choices=["windows", "prefixes"],
-                        help="only cells whose backbone trained on these rows (GRU4Rec and "
-                             "SASRec can train on either); default: every cell")
-    parser.add_argument("--seeds", type=seed_list,
-                        help="only these seeds, e.g. 0 (default: every seed of each method)")
     parser.add_argument("--users", choices=sorted(USERS), default="all",
                         help="all test users, or (cold-start protocol) those whose test "
                              "target is a new item")
-    args = parser.parse_args(argv)
-    if not (args.folder / "results.csv").is_file():
-        parser.error(f"{args.folder}: no results.csv here; pass an ace-bench --out folder.")
+    args = parsed_folder_arguments(parser, argv)
     print(pair_table(args.folder, args.backbone, args.metric, args.users,
                      args.sequences, args.seeds))
     return 0

@@ -19,6 +19,14 @@ from recmodels.comparison.cli import main
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def _script(name):
+    """A script of benchmarks/ imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("cols", [200, 1100])  # below and above the float32 eigensolver width
 def test_bench_ace_prints_every_row_and_matches_the_reference(cols):
     result = subprocess.run(
@@ -222,9 +230,7 @@ def test_pairwise_keeps_apart_cells_that_trained_on_other_rows(tmp_path, capsys)
 
 @pytest.mark.parametrize("script", ["pairwise", "paper_shape"])
 def test_paired_tables_refuse_cells_of_another_protocol(tmp_path, script):
-    spec = importlib.util.spec_from_file_location(script, BENCHMARKS / f"{script}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script(script)
     source = BENCHMARKS / "results" / "beauty_converged"
     shutil.copytree(source / "runs", tmp_path / "runs")
     results = pd.read_csv(source / "results.csv", dtype={"fingerprint": str})
@@ -241,9 +247,7 @@ def test_paired_tables_refuse_cells_of_another_protocol(tmp_path, script):
 
 @pytest.mark.parametrize("script", ["pairwise", "paper_shape", "converged_table"])
 def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys, script):
-    spec = importlib.util.spec_from_file_location(script, BENCHMARKS / f"{script}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script(script)
     source = BENCHMARKS / "results" / "beauty_converged"
     shutil.copytree(source / "runs", tmp_path / "runs")
     results = pd.read_csv(source / "results.csv", dtype={"fingerprint": str})
@@ -276,10 +280,7 @@ def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys
 
 
 def test_converged_table_prints_each_chosen_cell_as_results_csv_holds_it(capsys):
-    spec = importlib.util.spec_from_file_location("converged_table",
-                                                  BENCHMARKS / "converged_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script("converged_table")
     folder = BENCHMARKS / "results" / "beauty_converged"
     assert module.main([str(folder)]) == 0
     out = capsys.readouterr().out

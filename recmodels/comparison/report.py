@@ -279,6 +279,27 @@ def chosen_cells(rows: pd.DataFrame, sequences: str | None = None,
     return rows if seeds is None else rows[rows["seed"].isin(seeds)]
 
 
+def folder_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments every report script over an ``ace-bench --out`` folder takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("folder", type=Path, help="an ace-bench --out folder")
+    parser.add_argument("--backbone", default="sasrec")
+    parser.add_argument("--sequences", choices=["windows", "prefixes"],
+                        help="only cells whose backbone trained on these rows (GRU4Rec and "
+                             "SASRec can train on either); default: every cell")
+    parser.add_argument("--seeds", type=seed_list,
+                        help="only these seeds, e.g. 0 (default: every seed of each method)")
+    return parser
+
+
+def parsed_folder_arguments(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """``parser``'s arguments; a clear error when the folder holds no ``results.csv``."""
+    args = parser.parse_args(argv)
+    if not (args.folder / "results.csv").is_file():
+        parser.error(f"{args.folder}: no results.csv here; pass an ace-bench --out folder.")
+    return args
+
+
 def seed_list(text: str) -> list[int]:
     """A ``--seeds`` value of the report scripts: comma-separated integers.
 
