@@ -6,9 +6,9 @@ at least ``max_len - s + 1`` items of context, ``s`` times less encoder work. Th
 ``ace-bench`` (ID-only SASRec, the paper's settings, early stopping with patience 10, one
 learning rate for every stride) once per stride into ``OUT/stride_<s>`` (each resumes), then
 prints one row per stride: windows and real tokens per epoch, median seconds per training
-epoch, epochs to early stopping, validation and test NDCG@10 / Recall@10, test NDCG@20,
-and the paired two-sided t-test of each stride's per-user test NDCG@20 against the
-smallest finished stride's (the most exact run).
+epoch and minutes of training in all, epochs to early stopping, validation and test
+NDCG@10 / Recall@10, test NDCG@20, and the paired two-sided t-test of each stride's
+per-user test NDCG@20 against the smallest finished stride's (the most exact run).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/stride_table.py --out benchmarks/results/stride
 """
@@ -50,6 +50,7 @@ def summarise(folder: Path) -> dict:
     test = results[(results.split == "test") & results.selected.astype(bool)]
     per_user = per_user_test_metrics(test, folder)
     return {"s/epoch": statistics.median(epoch_seconds), "epochs": int(row["test"].epochs),
+            "minutes": sum(epoch_seconds) / 60,
             "per-user N@20": None if per_user is None else per_user["ndcg@20"],
             "best": int(row["test"].best_epoch),
             "valid N@10": row["valid"]["ndcg@10"], "test N@10": row["test"]["ndcg@10"],
@@ -82,7 +83,8 @@ def main() -> None:
     # Every stride's test NDCG@20 against the most exact (smallest) finished stride's, over
     # the same test users: a paired two-sided t-test.
     exact = next(iter(finished), None)
-    print(f"{'stride':>6s} {'windows':>8s} {'tokens':>9s} {'s/epoch':>8s} {'epochs':>6s} "
+    print(f"{'stride':>6s} {'windows':>8s} {'tokens':>9s} {'s/epoch':>8s} {'train min':>9s} "
+          f"{'epochs':>6s} "
           f"{'best':>5s} {'valid N@10':>10s} {'test N@10':>9s} {'test R@10':>9s} "
           f"{'test N@20':>9s} {f'p vs {exact}' if exact else 'p':>9s}")
     for stride in strides:
@@ -95,7 +97,8 @@ def main() -> None:
         p = ("" if stride == exact or ours is None or theirs is None
              else "identical" if np.array_equal(ours, theirs)
              else f"{ttest_rel(ours, theirs).pvalue:.3g}")
-        print(f"{stride:6d} {windows:8d} {tokens:9d} {r['s/epoch']:8.1f} {r['epochs']:6d} "
+        print(f"{stride:6d} {windows:8d} {tokens:9d} {r['s/epoch']:8.1f} {r['minutes']:9.1f} "
+              f"{r['epochs']:6d} "
               f"{r['best']:5d} {r['valid N@10']:10.4f} {r['test N@10']:9.4f} "
               f"{r['test R@10']:9.4f} {r['test N@20']:9.4f} {p:>9s}".rstrip())
 

@@ -90,11 +90,14 @@ def test_stride_table_reports_a_finished_run(tmp_path):
         timeout=300)
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
     assert rows["5"][1:] == ["(not", "run", "yet)"]
-    epochs, best = int(rows["1"][4]), int(rows["1"][5])
+    seconds_per_epoch, minutes = float(rows["1"][3]), float(rows["1"][4])
+    epochs, best = int(rows["1"][5]), int(rows["1"][6])
     assert epochs == 2 and 1 <= best <= 2
+    # Two epochs' training: between one and two median epochs (rounded to 0.1 s and min).
+    assert seconds_per_epoch / 60 - 0.06 <= minutes <= 2 * seconds_per_epoch / 60 + 0.06
     # Stride 1 is the reference (no p-value); stride 2 is tested against it.
-    assert len(rows["1"]) == 10 and 0.0 <= float(rows["2"][10]) <= 1.0
-    assert 0 < float(rows["1"][7]) <= 1  # test NDCG@10
+    assert len(rows["1"]) == 11 and 0.0 <= float(rows["2"][11]) <= 1.0
+    assert 0 < float(rows["1"][8]) <= 1  # test NDCG@10
 
 
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec"])
