@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = ["ace_transform", "ace_transform.model_selection", "ace_transform.plotting",
                   "recmodels", "recmodels.tuning", "recmodels.datasets",
-                  "recmodels.comparison", "recmodels.comparison.inputs"]
+                  "recmodels.comparison", "recmodels.comparison.inputs",
+                  "recmodels.comparison.merge"]
 
 
 def _public_callables():

@@ -1,0 +1,83 @@
+"""Cells trained in separate ace-bench folders merge into one that reuses them."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recmodels.comparison.cli import main
+from recmodels.comparison.inputs import InputError
+from recmodels.comparison.merge import main as merge_main
+from recmodels.comparison.merge import merge_folders
+from recmodels.comparison.runs import load_ranks
+from recmodels_helpers import toy_argv, toy_folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Seed 0 and seed 1 of one method trained into two folders, and both into a third."""
+    tmp = tmp_path_factory.mktemp("merge")
+    folder = toy_folder(tmp / "toy")
+    common = ("--methods", "id,ace", "--max-epochs", "2", "--lr", "1e-3")
+    for name, seeds in (("a", "0"), ("b", "1"), ("both", "0,1")):
+        assert main(toy_argv(folder, tmp / name, *common, "--seeds", seeds)) == 0
+    return tmp, folder, common
+
+
+def _cells(frame):
+    return frame.sort_values(["fingerprint", "split"]).reset_index(drop=True)
+
+
+def test_merged_folders_equal_one_run_of_every_cell(runs, capsys):
+    tmp, folder, common = runs
+    dest = tmp / "merged"
+    assert merge_main(["--into", str(dest), str(tmp / "a"), str(tmp / "b")]) == 0
+    assert "4 cell(s) added, 0 already there" in capsys.readouterr().out
+    merged, both = (_cells(pd.read_csv(f / "results.csv")) for f in (dest, tmp / "both"))
+    assert merged["fingerprint"].tolist() == both["fingerprint"].tolist()
+    np.testing.assert_allclose(merged[["ndcg@10", "recall@20", "epochs"]].to_numpy(float),
+                               both[["ndcg@10", "recall@20", "epochs"]].to_numpy(float))
+    for key in merged["fingerprint"].unique():
+        assert np.array_equal(load_ranks(dest, key), load_ranks(tmp / "both", key))
+    # ace-bench on the merged folder reuses every cell: it trains nothing.
+    assert main(toy_argv(folder, dest, *common, "--seeds", "0,1")) == 0
+    assert "epoch   1" not in capsys.readouterr().err
+    assert len(pd.read_csv(dest / "results.csv")) == len(both)
+
+
+def test_a_second_merge_adds_nothing_and_names_differing_figures(runs, capsys):
+    tmp, _, _ = runs
+    dest = tmp / "again"
+    shutil.copytree(tmp / "both", dest)
+    altered = tmp / "altered"
+    shutil.copytree(tmp / "a", altered)
+    results = pd.read_csv(altered / "results.csv", dtype={"fingerprint": str})
+    results.loc[0, "ndcg@10"] += 0.01
+    results.to_csv(altered / "results.csv", index=False)
+    before = (dest / "results.csv").read_text()
+    outcome = merge_folders([tmp / "a", altered], dest)
+    assert outcome["added"] == [] and len(outcome["kept"]) == 4
+    assert outcome["differ"] == [results.loc[0, "fingerprint"]]
+    assert (dest / "results.csv").read_text() == before  # nothing added: nothing written
+
+
+def test_a_cell_without_its_run_files_stops_the_merge_before_any_write(runs):
+    tmp, _, _ = runs
+    broken = tmp / "broken"
+    shutil.copytree(tmp / "b", broken)
+    key = pd.read_csv(broken / "results.csv", dtype={"fingerprint": str})["fingerprint"][0]
+    (broken / "runs" / f"{key}.npz").unlink()
+    dest = tmp / "untouched"
+    with pytest.raises(InputError, match=f"cell {key} is in results.csv but .*{key}.npz is "
+                                         "missing"):
+        merge_folders([tmp / "a", broken], dest)
+    assert not dest.exists()
+
+
+def test_bad_folders_are_clear_errors(runs, capsys):
+    tmp, _, _ = runs
+    assert merge_main(["--into", str(tmp / "x"), str(tmp / "toy")]) == 2
+    assert "toy: no results.csv here" in capsys.readouterr().err
+    with pytest.raises(InputError, match="a source is the destination itself"):
+        merge_folders([tmp / "a"], tmp / "a")
