@@ -15,6 +15,10 @@
 #   5. GRU4Rec and BERT4Rec: whiten, alpharec, llmemb, seed 0, likewise.
 #
 #     bash benchmarks/beauty_converged.sh            # STAGES="1 2" runs only those
+#
+# On 2 cores, stage 2 runs faster beside the others: benchmarks/beauty_converged_seeds.sh
+# (one thread, its own folder, merged in afterwards) with STAGES="1 3 4 5" and
+# OMP_NUM_THREADS=1 here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/beauty}

@@ -81,3 +81,23 @@ def test_bad_folders_are_clear_errors(runs, capsys):
     assert "toy: no results.csv here" in capsys.readouterr().err
     with pytest.raises(InputError, match="a source is the destination itself"):
         merge_folders([tmp / "a"], tmp / "a")
+
+
+def test_later_seeds_at_the_chosen_rate_merge_into_a_grid_run(tmp_path, capsys):
+    """beauty_converged_seeds.sh's premise: seeds 1+ trained with ``--lr`` at the rate the
+    grid chose have the fingerprints the grid run would give them."""
+    folder = toy_folder(tmp_path / "toy")
+    grid = ("--methods", "ace", "--lr-grid", "1e-3,1e-4", "--grid-epochs", "1",
+            "--max-epochs", "2")
+    main_folder, side = tmp_path / "main", tmp_path / "side"
+    assert main(toy_argv(folder, main_folder, *grid, "--seeds", "0")) == 0
+    results = pd.read_csv(main_folder / "results.csv")
+    chosen = results.loc[results["selected"].astype(bool), "lr"].iloc[0]
+    assert main(toy_argv(folder, side, "--methods", "ace", "--lr", f"{chosen:g}",
+                         "--max-epochs", "2", "--seeds", "1")) == 0
+    assert len(merge_folders([side], main_folder)["added"]) == 1
+    capsys.readouterr()
+    assert main(toy_argv(folder, main_folder, *grid, "--seeds", "0,1")) == 0
+    assert "epoch   1" not in capsys.readouterr().err  # seed 1 reused, nothing trained
+    test = pd.read_csv(main_folder / "results.csv").query("split == 'test' and selected")
+    assert sorted(test["seed"]) == [0, 1] and set(test["lr"]) == {chosen}
