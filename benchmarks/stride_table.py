@@ -11,6 +11,11 @@ NDCG@10 / Recall@10, test NDCG@20, and the paired two-sided t-test of each strid
 per-user test NDCG@20 against the smallest finished stride's (the most exact run).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/stride_table.py --out benchmarks/results/stride
+
+The converged runs are made at different times, so their seconds per epoch come from
+different days (and code). ``--time-epochs N`` also trains every stride for N epochs in this
+process, one after the other (the same cell's settings and seed), and prints their median
+seconds per epoch side by side: the figures to compare strides' cost by.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 from scipy.stats import ttest_rel  # noqa: E402
 
-from recmodels import SASRec, TrainableTable, build_sequences, load_folder  # noqa: E402
+from recmodels import SASRec, Trainer, TrainableTable, build_sequences, load_folder  # noqa: E402
+from recmodels.comparison import build_table  # noqa: E402
 from recmodels.comparison.report import per_user_test_metrics  # noqa: E402
 from recmodels.datasets import example_folder  # noqa: E402
 
@@ -39,6 +46,16 @@ def window_counts(data, stride: int, max_len: int) -> tuple[int, int]:
     windows = SASRec(TrainableTable(data.n_items, 8), max_len=max_len).training_windows(
         data, stride=stride)
     return windows.shape[0], int((windows[:, 0] > 0).sum())
+
+
+def timed_epochs(data, stride: int, epochs: int, lr: float, max_len: int) -> float:
+    """Median seconds of ``epochs`` training epochs of the stride's ID-only SASRec cell."""
+    table = build_table("id", np.empty((data.n_items, 0), np.float32), data, 128,
+                        backbone="sasrec")
+    trainer = Trainer(SASRec(table, max_len=max_len), data, lr=lr, max_epochs=epochs,
+                      patience=epochs + 1, window_stride=stride, seed=0, verbose=False)
+    history = trainer.fit(evaluate_test=False).history
+    return statistics.median(epoch["train_seconds"] for epoch in history)
 
 
 def summarise(folder: Path) -> dict:
@@ -66,6 +83,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/stride"))
     parser.add_argument("--report-only", action="store_true",
                         help="print the table from finished runs without training")
+    parser.add_argument("--time-epochs", type=int, default=0,
+                        help="also time this many epochs of every stride in this run")
     args = parser.parse_args()
     strides = [int(s) for s in args.strides.split(",")]
     if not args.report_only:
@@ -101,6 +120,15 @@ def main() -> None:
               f"{r['epochs']:6d} "
               f"{r['best']:5d} {r['valid N@10']:10.4f} {r['test N@10']:9.4f} "
               f"{r['test R@10']:9.4f} {r['test N@20']:9.4f} {p:>9s}".rstrip())
+    if args.time_epochs:
+        print(f"\nSeconds per training epoch, median of {args.time_epochs}, every stride in "
+              f"this run ({torch.get_num_threads()} threads):")
+        seconds = {stride: timed_epochs(data, stride, args.time_epochs, float(args.lr),
+                                        args.max_len) for stride in strides}
+        widest = max(strides)
+        for stride in strides:
+            ratio = seconds[stride] / seconds[widest]
+            print(f"{stride:6d} {seconds[stride]:8.1f} s  {ratio:5.2f}x stride {widest}'s")
 
 
 if __name__ == "__main__":

@@ -101,3 +101,43 @@ def test_later_seeds_at_the_chosen_rate_merge_into_a_grid_run(tmp_path, capsys):
     assert "epoch   1" not in capsys.readouterr().err  # seed 1 reused, nothing trained
     test = pd.read_csv(main_folder / "results.csv").query("split == 'test' and selected")
     assert sorted(test["seed"]) == [0, 1] and set(test["lr"]) == {chosen}
+
+
+def test_a_cell_under_other_settings_is_added_unselected_and_named(runs, capsys):
+    tmp, folder, common = runs
+    other = tmp / "other_patience"
+    assert main(toy_argv(folder, other, *common, "--seeds", "1", "--patience", "5")) == 0
+    dest = tmp / "with_other"
+    shutil.copytree(tmp / "both", dest)
+    capsys.readouterr()
+    assert merge_main(["--into", str(dest), str(other)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 cell(s) added" in printed and printed.count("patience: 10 -> 5") == 2
+    test = pd.read_csv(dest / "results.csv").query("split == 'test'")
+    # One selected cell per method and seed, as before the merge: a report takes those.
+    assert (test[test["selected"]].groupby(["method", "seed"]).size() == 1).all()
+    assert len(test) == 6 and test["selected"].sum() == 4
+
+
+def test_a_diverged_cell_merges_with_its_history_alone(runs):
+    tmp, _, _ = runs
+    diverged = tmp / "diverged"
+    shutil.copytree(tmp / "b", diverged)
+    results = pd.read_csv(diverged / "results.csv", dtype={"fingerprint": str})
+    key = results["fingerprint"][0]
+    cell = results["fingerprint"] == key
+    results.loc[cell, ["ndcg@10", "recall@20"]] = np.nan
+    results.loc[cell, "best_epoch"] = 0
+    results.to_csv(diverged / "results.csv", index=False)
+    (diverged / "runs" / f"{key}.npz").unlink()
+    dest = tmp / "empty"
+    dest.mkdir()
+    outcome = merge_folders([diverged], dest)
+    assert key in outcome["added"] and len(outcome["added"]) == 2
+    assert (dest / "runs" / f"{key}.json").is_file()
+    assert not (dest / "runs" / f"{key}.npz").exists()
+    merged = pd.read_csv(dest / "results.csv", dtype={"fingerprint": str})
+    assert merged.loc[merged["fingerprint"] == key, "ndcg@10"].isna().all()
+    # Merging it again finds it the same (NaN equals NaN), not a cell with other figures.
+    again = merge_folders([diverged], dest)
+    assert again["added"] == [] and again["differ"] == []

@@ -126,10 +126,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="targets per extra training window on long sequences. 1 "
                              "(default) is the exact prefix protocol, the paper's; larger is "
                              "faster per epoch. Measured on the built-in MovieLens data "
-                             "(SASRec, one seed): 68 s an epoch at 1 against 16 s at 50, 29 "
-                             "against 9 min to early stopping, test NDCG@20 0.0761 against "
-                             "0.0697 (not a significant difference; strides 5-25 in between; "
-                             "docs/results.md)")
+                             "(SASRec, one seed): 63 s an epoch at 1 against 12 s at 50, "
+                             "test NDCG@20 0.0761 against 0.0697 (not a significant "
+                             "difference; strides 5, 10 and 25 in docs/results.md)")
     parser.add_argument("--sequences", choices=CAUSAL_SEQUENCES, default=None,
                         help="training rows: prefixes, one per training target as RecBole "
                              "trains (several times the encoder work), or windows (SASRec, "

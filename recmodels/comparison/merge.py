@@ -9,14 +9,19 @@ reuses them, as if it had trained them itself.
 
     python -m recmodels.comparison.merge --into DEST SOURCE [SOURCE ...]
 
-Run it while no ``ace-bench`` writes to ``DEST``: a running process keeps ``results.csv``
-in memory and would write its own copy over the merged rows. Checkpoints are not copied
-(they resume unfinished runs and belong to the folder that ran them).
+Cells are reused only where every setting matches, the device type (CPU or CUDA) and the
+package version included: merge folders run with the same ones. A source cell whose
+method, backbone, seed and rate ``DEST`` already holds as a selected cell of other settings
+is added unselected and named, as ``ace-bench`` keeps a cell whose settings changed. Run the merge while no ``ace-bench``
+writes to ``DEST``: a running process keeps ``results.csv`` in memory and would write its
+own copy over the merged rows. Checkpoints of unfinished runs are not copied; they resume
+in the folder that ran them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..provenance import settings_diff
 from .inputs import InputError
 from .runner import COLUMNS, METRICS, TEXT_COLUMNS
 from .runs import write_atomic
@@ -55,27 +61,44 @@ def read_results(folder: Path) -> pd.DataFrame:
 
 
 def _run_files(folder: Path, key: str, rows: pd.DataFrame) -> list[Path]:
-    """The ``runs/`` files of cell ``key``: its history, and its ranks unless it diverged."""
-    diverged = (rows["best_epoch"].astype(int) == 0).all()
-    names = [f"{key}.json"] + ([] if diverged else [f"{key}.npz"])
-    files = [folder / "runs" / name for name in names]
-    missing = [str(f) for f in files if not f.is_file()]
+    """The ``runs/`` files of cell ``key``: its history, and its ranks where it has them
+    (a cell whose training diverged has none); a clear error when one is missing."""
+    history, ranks = folder / "runs" / f"{key}.json", folder / "runs" / f"{key}.npz"
+    trained = (rows["best_epoch"].astype(int) > 0).any()
+    missing = [str(f) for f in (history, ranks) if not f.is_file() and (trained or f == history)]
     if missing:
         raise InputError(f"{folder}: cell {key} is in results.csv but {', '.join(missing)} "
-                         "is missing; rerun ace-bench on that folder to write it, or leave "
+                         "is missing; delete that cell's rows from results.csv and run "
+                         "ace-bench on the folder again (it retrains the cell), or leave "
                          "the folder out.")
-    return files
+    return [history] + ([ranks] if ranks.is_file() else [])
 
 
 def merge_folders(sources: list[Path], dest: Path) -> dict[str, list[str]]:
     """Add every cell of ``sources`` that ``dest`` lacks to ``dest``.
 
-    Returns the fingerprints ``"added"``, those ``"kept"`` because ``dest`` (or an earlier
-    source) already held them, and among those the ones whose figures ``"differ"`` (the
-    same settings run on another machine agree to float rounding only); ``dest`` keeps its
-    own rows then. Every source is checked before anything is written; ``runs/`` files are
-    copied before ``results.csv`` is replaced, so an interrupted merge leaves no row
-    without its files.
+    Parameters
+    ----------
+    sources : list of path-like
+        ``ace-bench --out`` folders, in order of precedence (a cell met twice is taken
+        from the first).
+    dest : path-like
+        The folder to add them to; created if missing.
+
+    Returns
+    -------
+    outcome : dict of str to list of str
+        Fingerprints: ``"added"``; ``"kept"``, those ``dest`` (or an earlier source)
+        already held; ``"differ"``, those kept whose figures differ (the same settings on
+        another machine agree to float rounding only; ``dest``'s rows stay); and
+        ``"other_settings"``, one line per added cell whose method, backbone, seed and
+        rate ``dest`` already holds as a selected cell of other settings, naming them (the
+        added rows are then not ``selected``, so that a report takes one of the two).
+
+    Every source is checked before anything is written, and ``runs/`` files are copied
+    before ``results.csv`` is replaced, so an interrupted merge leaves no row without its
+    files. The ``selected``, ``lr_grid`` and ``lr_valid`` columns come from the source;
+    an ``ace-bench`` run on ``dest`` sets ``selected`` anew for its own plan.
 
     Examples
     --------
@@ -86,6 +109,8 @@ def merge_folders(sources: list[Path], dest: Path) -> dict[str, list[str]]:
     Traceback (most recent call last):
     ...
     recmodels.comparison.inputs.InputError: ...: no results.csv here; pass a folder ...
+
+    A successful merge and its outcome: ``tests/test_merge.py``.
     """
     dest = Path(dest)
     sources = [Path(s) for s in sources]
@@ -93,7 +118,7 @@ def merge_folders(sources: list[Path], dest: Path) -> dict[str, list[str]]:
         raise InputError(f"{dest}: a source is the destination itself; pass other folders.")
     merged = read_results(dest) if (dest / "results.csv").is_file() else pd.DataFrame(
         columns=COLUMNS)
-    outcome = {"added": [], "kept": [], "differ": []}
+    outcome = {"added": [], "kept": [], "differ": [], "other_settings": []}
     additions, copies = [], []
     known = dict(tuple(merged.groupby("fingerprint", sort=False)))
     for source in sources:
@@ -105,6 +130,12 @@ def merge_folders(sources: list[Path], dest: Path) -> dict[str, list[str]]:
                 continue
             copies += [(path, dest / "runs" / path.name)
                        for path in _run_files(source, key, rows)]
+            rival = _selected_rival(known.values(), rows.iloc[0])
+            if rival is not None:
+                rows = rows.assign(selected=False)
+                changed = settings_diff(json.loads(rival["settings"]),
+                                        json.loads(rows.iloc[0]["settings"]))
+                outcome["other_settings"].append(f"{key} ({'; '.join(changed[:4])})")
             additions.append(rows)
             known[key] = rows
             outcome["added"].append(key)
@@ -117,9 +148,29 @@ def merge_folders(sources: list[Path], dest: Path) -> dict[str, list[str]]:
     return outcome
 
 
+def _selected_rival(cells, row: pd.Series) -> pd.Series | None:
+    """A selected row of another fingerprint with selected ``row``'s method, backbone, seed
+    and rate: two cells a report would both take (learning-rate candidates, unselected,
+    share all four with their chosen run by design)."""
+    if not _flag(row["selected"]):
+        return None
+    for rows in cells:
+        other = rows.iloc[0]
+        if (_flag(other["selected"]) and other["method"] == row["method"]
+                and other["backbone"] == row["backbone"] and int(other["seed"]) == int(row["seed"])
+                and np.isclose(float(other["lr"]), float(row["lr"]))):
+            return other
+    return None
+
+
+def _flag(value) -> bool:
+    """A ``selected`` cell as pandas reads it (bool, or the text of one)."""
+    return str(value).strip().lower() == "true"
+
+
 def _same_outcome(ours: pd.DataFrame, theirs: pd.DataFrame) -> bool:
     """Whether two runs of one fingerprint report the same figures, split by split."""
-    ours, theirs = (frame.sort_values("split")[OUTCOME_COLUMNS].to_numpy(float)
+    ours, theirs = (frame.sort_values(["method", "split"])[OUTCOME_COLUMNS].to_numpy(float)
                     for frame in (ours, theirs))
     return ours.shape == theirs.shape and bool(np.allclose(ours, theirs, equal_nan=True))
 
@@ -140,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
           "already there" + (f", {len(outcome['differ'])} of them with other figures "
                              f"(kept {args.into}'s): {', '.join(outcome['differ'])}"
                              if outcome["differ"] else ""))
+    for line in outcome["other_settings"]:
+        print(f"added unselected, {args.into} holds this cell under other settings: {line}")
     return 0
 
 
