@@ -35,7 +35,8 @@ def integers(text: str, option: str) -> list[int]:
 
 
 EXAMPLES = {"--batch-size": 256, "--max-epochs": 400, "--patience": 10, "--hidden-size": 128,
-            "--max-len": 50, "--window-stride": 1, "--k-core": 5, "--max-history": 100}
+            "--max-len": 50, "--window-stride": 1, "--k-core": 5, "--max-history": 100,
+            "--jobs": 2}
 
 
 def positive(value: int, option: str) -> int:

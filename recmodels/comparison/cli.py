@@ -136,6 +136,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "windows cut from the end). Default: each backbone's own, "
                              "windows for SASRec and GRU4Rec, prefixes for BERT4Rec")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="cells trained at once, each in its own process with an equal "
+                             "share of the threads (default 1). On 2 CPU cores, 2 train "
+                             "1.53x the epochs an hour of 1 (docs/results.md); the cells and "
+                             "their fingerprints are the same")
     parser.add_argument("--param", action="append", default=[], metavar="METHOD.SETTING=VALUE",
                         help="override a method setting, e.g. ace.lam=10 (repeatable)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="standard",
@@ -320,7 +325,8 @@ def _compare(args: argparse.Namespace) -> int:
         max_len=args.max_len, k_core=args.k_core, max_history=args.max_history,
         batch_size=arguments.positive(args.batch_size, "--batch-size"),
         overrides=arguments.overrides(args.param),
-        protocol=args.protocol, cold_share=cold_share, cold_choice=cold_choice)
+        protocol=args.protocol, cold_share=cold_share, cold_choice=cold_choice,
+        jobs=arguments.positive(args.jobs, "--jobs"))
     started = time.perf_counter()
     data, E, first_seen = load_inputs(args, plan)
     if args.dry_run:

@@ -59,6 +59,10 @@ class ComparisonPlan:
     :func:`~recmodels.build_sequences`. ``sequences`` sets every backbone's training rows
     (``"windows"`` or ``"prefixes"``, see :class:`~recmodels.SASRec`); None keeps each
     backbone's own default (windows for SASRec and GRU4Rec, prefixes for BERT4Rec).
+    ``jobs`` trains that many cells at once, each in its own process with an equal share
+    of the threads (:mod:`recmodels.comparison.parallel`); it is not a cell setting, so
+    it never changes a fingerprint (the cells' figures agree to float rounding across
+    thread counts, as across machines).
 
     Examples
     --------
@@ -93,6 +97,7 @@ class ComparisonPlan:
     protocol: str = "standard"
     cold_share: float = 0.1
     cold_choice: str = "latest"
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         for kind, names, known in (("method", self.methods, METHODS),
@@ -102,6 +107,8 @@ class ComparisonPlan:
                 raise ValueError(f"unknown {kind}(s) {unknown}; choose from {sorted(known)}.")
         if not self.seeds:
             raise ValueError("seeds is empty; give at least one seed.")
+        if self.jobs < 1:
+            raise ValueError(f"jobs={self.jobs} must be a positive number of processes.")
         self.lr_grid = tuple(float(lr) for lr in self.lr_grid)
         if self.lr is None and not self.lr_grid:
             raise ValueError("give a learning rate (lr) or a non-empty lr_grid.")

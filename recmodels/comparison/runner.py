@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from ..provenance import fingerprint, settings_diff
 from ..trainer import CheckpointMismatchError, Trainer, TrainingDivergedError
 from .cold import evaluate_cell
 from .methods import build_table
+from .parallel import cell_pool, stop_workers, train_in_worker
 from .plan import (DEFAULT_LR_GRID, ComparisonPlan, backbone_arguments, backbone_settings,
                    best_rate, cell_inputs, cell_settings)
 from .runs import checkpoint_path, save_diverged, save_run, write_atomic
@@ -46,17 +49,22 @@ class _Cells:
     """``results.csv`` and the training of missing cells."""
 
     def __init__(self, plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Path,
-                 verbose: bool, first_seen: np.ndarray | None = None) -> None:
+                 verbose: bool, first_seen: np.ndarray | None = None,
+                 announce: bool = True) -> None:
         self.plan, self.data, self.E, self.out, self.verbose = plan, data, E, out, verbose
         self.path = out / "results.csv"
         self.results = (pd.read_csv(self.path, dtype=TEXT_COLUMNS, keep_default_na=False,
                                     na_values={m: [""] for m in METRICS})
                         if self.path.exists() else pd.DataFrame(columns=COLUMNS))
         self.inputs, self.split = cell_inputs(plan, data, E, first_seen)
-        if self.split is not None:
+        if self.split is not None and announce:
             self._say(str(self.split))
         self.count, self.total = 0, 0
         self.candidate_keys: set[str] = set()
+        # With --jobs, cells train in worker processes and several methods' runs wait on
+        # them at once; the lock guards the rows and results.csv (written here only).
+        self.pool = None
+        self.lock = threading.RLock()
 
     def _say(self, message: str) -> None:
         if self.verbose:
@@ -75,19 +83,28 @@ class _Cells:
         choice, rather than ending the comparison; any other cell's divergence is an error
         that names the cell.
         """
+        return self.wait(self.start(method, backbone, seed, lr, max_epochs, continue_from,
+                                    candidate))
+
+    def start(self, method: str, backbone: str, seed: int, lr: float,
+              max_epochs: int | None = None, continue_from: str | None = None,
+              candidate: bool = False) -> tuple[bool, pd.DataFrame | Future]:
+        """Begin :meth:`ensure`: ``(False, rows)`` of a finished cell, else ``(True, x)``
+        with ``x`` the new rows, or their future when cells train in worker processes."""
         settings = cell_settings(self.plan, method, backbone, seed, lr, self.inputs, max_epochs)
         key = fingerprint(settings)
-        self.count += 1
-        label = (f"[{self.count}/{self.total}] {method} + {backbone}, seed {seed}, lr {lr:g}"
-                 + (f", learning-rate candidate (at most {max_epochs} epochs)"
-                    if max_epochs else ""))
-        done = self.results[self.results["fingerprint"] == key]
-        if len(done):
-            return done
-        same_cell = self.results[(self.results["method"] == method)
-                                 & (self.results["backbone"] == backbone)
-                                 & (self.results["seed"] == seed)
-                                 & np.isclose(self.results["lr"].astype(float), lr)]
+        with self.lock:
+            self.count += 1
+            label = (f"[{self.count}/{self.total}] {method} + {backbone}, seed {seed}, "
+                     f"lr {lr:g}" + (f", learning-rate candidate (at most {max_epochs} epochs)"
+                                     if max_epochs else ""))
+            done = self.results[self.results["fingerprint"] == key]
+            if len(done):
+                return False, done
+            same_cell = self.results[(self.results["method"] == method)
+                                     & (self.results["backbone"] == backbone)
+                                     & (self.results["seed"] == seed)
+                                     & np.isclose(self.results["lr"].astype(float), lr)]
         # Learning-rate candidates share method, seed and rate with the chosen cell by design.
         same_cell = same_cell[~same_cell["fingerprint"].isin(self.candidate_keys)]
         if len(same_cell) and not max_epochs:
@@ -96,10 +113,31 @@ class _Cells:
                       f"({'; '.join(changed[:4])}); training it anew")
         else:
             self._say(label)
+        job = (method, backbone, seed, lr, settings, key, continue_from,
+               max_epochs is not None, candidate, label)
+        if self.pool is None:
+            return True, self.train_cell(*job)
+        prefix = f"[{method} {backbone} s{seed} lr {lr:g}] "
+        return True, self.pool.submit(train_in_worker, job, prefix)
+
+    def wait(self, started: tuple[bool, pd.DataFrame | Future]) -> pd.DataFrame:
+        """The rows :meth:`start` began; new rows are added to ``results.csv``."""
+        new, rows = started
+        if not new:
+            return rows
+        rows = rows.result() if isinstance(rows, Future) else rows
+        with self.lock:
+            self.results = pd.concat([self.results, rows], ignore_index=True)
+            write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
+        return rows
+
+    def train_cell(self, method, backbone, seed, lr, settings, key, continue_from,
+                   keep_checkpoint: bool, candidate: bool, label: str) -> pd.DataFrame:
+        """Train one cell and return its rows (a diverged candidate's without metrics)."""
         started = time.perf_counter()
         try:
-            rows = self._train(method, backbone, seed, lr, settings, key, continue_from,
-                               keep_checkpoint=max_epochs is not None)
+            return self._train(method, backbone, seed, lr, settings, key, continue_from,
+                               keep_checkpoint=keep_checkpoint)
         except TrainingDivergedError as error:
             if not candidate:
                 raise TrainingDivergedError(f"{method} + {backbone}, seed {seed}, lr {lr:g}: "
@@ -108,21 +146,23 @@ class _Cells:
                       "candidate is out of the choice, and its checkpoint is removed")
             self._checkpoint(method, backbone, seed, lr, key).unlink(missing_ok=True)
             save_diverged(self.out, key, settings, error)
-            rows = self._rows(method, backbone, seed, lr, settings, key,
+            return self._rows(method, backbone, seed, lr, settings, key,
                               [(method, "valid", {}), (method, "test", {})],
                               epochs=error.epoch or 0, best_epoch=0,
                               seconds=(time.perf_counter() - started if error.seconds is None
                                        else error.seconds))
-        self.results = pd.concat([self.results, rows], ignore_index=True)
-        write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
-        return rows
 
-    def record(self, keys, columns: dict[str, str]) -> None:
-        """Set ``columns`` on the rows of the fingerprints ``keys`` and write results.csv."""
-        mask = self.results["fingerprint"].isin(list(keys))
-        for name, value in columns.items():
-            self.results.loc[mask, name] = value
-        write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
+    def record(self, keys, columns: dict[str, str], selected: set[str] | None = None) -> None:
+        """Set ``columns`` on the rows of the fingerprints ``keys`` (and ``selected`` on
+        them: whether their fingerprint is in it) and write results.csv."""
+        with self.lock:
+            mask = self.results["fingerprint"].isin(list(keys))
+            for name, value in columns.items():
+                self.results.loc[mask, name] = value
+            if selected is not None:
+                self.results.loc[mask, "selected"] = self.results.loc[
+                    mask, "fingerprint"].isin(selected)
+            write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
 
     def _checkpoint(self, method: str, backbone: str, seed: int, lr: float,
                     key: str = "*") -> Path:
@@ -222,58 +262,83 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
     """
     out.mkdir(parents=True, exist_ok=True)
     cells = _Cells(plan, data, E, out, verbose, first_seen)
-    rates = plan.learning_rates
-    per_method = len(rates) + len(plan.seeds) - 1 + plan.short_grid
+    per_method = len(plan.learning_rates) + len(plan.seeds) - 1 + plan.short_grid
     cells.total = len(plan.backbones) * len(plan.methods) * per_method
-    grid_epochs = plan.grid_epochs if plan.short_grid else None
+    chains = [(backbone, method) for backbone in plan.backbones for method in plan.methods]
     in_plan: list[str] = []
-    for backbone in plan.backbones:
-        for method in plan.methods:
-            first, *others = plan.seeds
-            candidates = {lr: cells.ensure(method, backbone, first, lr, grid_epochs,
-                                           candidate=len(rates) > 1)
-                          for lr in rates}
-            if grid_epochs:
-                cells.candidate_keys.update(*(rows["fingerprint"] for rows in candidates.values()))
-            scores = {lr: float(rows.loc[(rows["split"] == "valid") & (rows["method"] == method),
-                                         SELECTION_METRIC].iloc[0])
-                      for lr, rows in candidates.items()}
-            best = best_rate(scores)
-            if best is None:
-                raise TrainingDivergedError(
-                    f"{method} + {backbone}: the training loss diverged at every candidate "
-                    f"rate ({', '.join(f'{lr:g}' for lr in rates)}); give lower rates.")
-            if len(rates) > 1:
-                listed = ", ".join(
-                    f"{lr:g}: " + ("diverged" if np.isnan(score) else f"{score:.4f}")
-                    for lr, score in scores.items())
-                cells._say(f"{method} + {backbone}: lr {best:g} chosen on valid "
-                           f"{SELECTION_METRIC} ({listed})")
-            grid_columns = {"lr_grid": ",".join(f"{lr:g}" for lr in rates),
-                            "lr_valid": json.dumps({f"{lr:g}": None if np.isnan(score)
-                                                    else round(score, 6)
-                                                    for lr, score in scores.items()})}
-            if grid_epochs:  # the choice is on file before the chosen rate's long run
-                cells.record(pd.concat(candidates.values())["fingerprint"], grid_columns)
-            finals = [first, *others] if grid_epochs else others
-            continued = candidates[best]["fingerprint"].iloc[0] if grid_epochs else None
-            trained = [cells.ensure(method, backbone, seed, best,
-                                    continue_from=continued if seed == first else None)
-                       for seed in finals]
-            if grid_epochs:
-                for lr, rows in candidates.items():
-                    cells._checkpoint(method, backbone, first, lr,
-                                      rows["fingerprint"].iloc[0]).unlink(missing_ok=True)
-            keys = list(pd.concat([*candidates.values(), *trained])["fingerprint"].unique())
-            chosen = set().union(*(rows["fingerprint"] for rows in trained))
-            if not grid_epochs:
-                chosen |= set(candidates[best]["fingerprint"])
-            mask = cells.results["fingerprint"].isin(keys)
-            cells.results.loc[mask, "selected"] = cells.results.loc[mask, "fingerprint"].isin(
-                chosen)
-            in_plan += keys
-            # After each method, not at the end: a run killed in the next one keeps these flags.
-            cells.record(keys, grid_columns)
+    if plan.jobs == 1:
+        for backbone, method in chains:
+            in_plan += _run_method(cells, backbone, method)
+    else:
+        # Every method's run waits on its cells in a thread of its own, so that the worker
+        # processes always have the next cells of every method to take.
+        cells.pool = cell_pool(plan.jobs, _Cells, (plan, data, E, out, verbose, first_seen))
+        runs = ThreadPoolExecutor(len(chains))
+        finished = False
+        try:
+            futures = [runs.submit(_run_method, cells, *chain) for chain in chains]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:  # the first failure in plan order, if any
+                if future.done() and future.exception() is not None:
+                    raise future.exception()
+            in_plan = [key for future in futures for key in future.result()]
+            finished = True
+        finally:
+            # On an error or an interrupt, the cells still training stop (they resume from
+            # their checkpoints next time) and the methods waiting on them end at once.
+            stop_workers(cells.pool, finished)
+            runs.shutdown()
     results = cells.results[cells.results["fingerprint"].isin(in_plan)].reset_index(drop=True)
     results["selected"] = results["selected"].astype(bool)
     return results
+
+
+def _run_method(cells: _Cells, backbone: str, method: str) -> list[str]:
+    """Train one method's cells on one backbone (the rate's candidates, the choice, the
+    seeds at the chosen rate), mark the chosen ones, and return all their fingerprints."""
+    plan = cells.plan
+    rates = plan.learning_rates
+    grid_epochs = plan.grid_epochs if plan.short_grid else None
+    first, *others = plan.seeds
+    started = {lr: cells.start(method, backbone, first, lr, grid_epochs,
+                               candidate=len(rates) > 1) for lr in rates}
+    candidates = {lr: cells.wait(begun) for lr, begun in started.items()}
+    if grid_epochs:
+        with cells.lock:
+            cells.candidate_keys.update(*(rows["fingerprint"] for rows in candidates.values()))
+    scores = {lr: float(rows.loc[(rows["split"] == "valid") & (rows["method"] == method),
+                                 SELECTION_METRIC].iloc[0])
+              for lr, rows in candidates.items()}
+    best = best_rate(scores)
+    if best is None:
+        raise TrainingDivergedError(
+            f"{method} + {backbone}: the training loss diverged at every candidate "
+            f"rate ({', '.join(f'{lr:g}' for lr in rates)}); give lower rates.")
+    if len(rates) > 1:
+        listed = ", ".join(f"{lr:g}: " + ("diverged" if np.isnan(score) else f"{score:.4f}")
+                           for lr, score in scores.items())
+        cells._say(f"{method} + {backbone}: lr {best:g} chosen on valid "
+                   f"{SELECTION_METRIC} ({listed})")
+    grid_columns = {"lr_grid": ",".join(f"{lr:g}" for lr in rates),
+                    "lr_valid": json.dumps({f"{lr:g}": None if np.isnan(score)
+                                            else round(score, 6)
+                                            for lr, score in scores.items()})}
+    if grid_epochs:  # the choice is on file before the chosen rate's long run
+        cells.record(pd.concat(candidates.values())["fingerprint"], grid_columns)
+    finals = [first, *others] if grid_epochs else others
+    continued = candidates[best]["fingerprint"].iloc[0] if grid_epochs else None
+    begun = [cells.start(method, backbone, seed, best,
+                         continue_from=continued if seed == first else None)
+             for seed in finals]
+    trained = [cells.wait(cell) for cell in begun]
+    if grid_epochs:
+        for lr, rows in candidates.items():
+            cells._checkpoint(method, backbone, first, lr,
+                              rows["fingerprint"].iloc[0]).unlink(missing_ok=True)
+    keys = list(pd.concat([*candidates.values(), *trained])["fingerprint"].unique())
+    chosen = set().union(*(rows["fingerprint"] for rows in trained))
+    if not grid_epochs:
+        chosen |= set(candidates[best]["fingerprint"])
+    # After each method, not at the end: a run killed in the next one keeps these flags.
+    cells.record(keys, grid_columns, selected=chosen)
+    return keys
