@@ -41,6 +41,8 @@ def test_jobs_train_the_same_cells_as_one_at_a_time(inputs, tmp_path):
     finally:
         torch.set_num_threads(threads)
     side_by_side = run_comparison(_plan(2), data, E, tmp_path / "jobs", verbose=False)
+    # Rows come back in the plan's order, whichever cell finished first.
+    assert side_by_side["fingerprint"].tolist() == alone["fingerprint"].tolist()
     alone, side_by_side = (frame.sort_values(["fingerprint", "split"]).reset_index(drop=True)
                            for frame in (alone, side_by_side))
     assert side_by_side["fingerprint"].tolist() == alone["fingerprint"].tolist()
@@ -98,3 +100,35 @@ class _Sleeper:
 
 def _sleep_in_worker(seconds):
     time.sleep(seconds)
+
+
+def test_each_cells_rows_are_written_as_it_finishes(inputs, tmp_path, monkeypatch):
+    """A run stopped in its third cell keeps the two before it (their checkpoints are
+    gone: without their rows they would train again)."""
+    from recmodels import Trainer
+
+    data, E = inputs
+    fit, calls = Trainer.fit, []
+
+    def fit_until_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", fit_until_the_third)
+    plan = ComparisonPlan(["id"], ["sasrec"], [0, 1, 2], hidden_size=8, max_len=6,
+                          max_epochs=2, lr=1e-3, k_core=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(plan, data, E, tmp_path / "out", verbose=False)
+    written = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert sorted(written["seed"].unique()) == [0, 1] and len(written) == 4
+
+
+def test_a_name_given_twice_is_one_cell(inputs, tmp_path):
+    data, E = inputs
+    plan = ComparisonPlan(["id", "id"], ["sasrec"], [0, 0, 1], hidden_size=8, max_len=6,
+                          max_epochs=1, lr=1e-3, k_core=1, jobs=2)
+    assert plan.methods == ["id"] and plan.seeds == [0, 1]
+    results = run_comparison(plan, data, E, tmp_path / "out", verbose=False)
+    assert len(results) == 4 and results["fingerprint"].nunique() == 2

@@ -54,18 +54,29 @@ def stop_workers(pool: ProcessPoolExecutor, finished: bool) -> None:
     if finished:
         pool.shutdown(wait=True)
         return
-    # Terminated before the shutdown, which forgets the processes: the pool then fails the
-    # futures of the cells they ran (BrokenProcessPool), and nobody waits on them for ever.
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()  # no public way to do this before Python 3.14
+    # The pool's own dict of processes (no public way to reach them before Python 3.14),
+    # kept before the shutdown, which forgets it; terminated before and after, so that one
+    # started meanwhile goes too. The pool then fails the futures of the cells they ran
+    # (BrokenProcessPool): nobody waits on them for ever.
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.terminate()
     pool.shutdown(wait=False, cancel_futures=True)
+    for process in list(processes.values()):
+        process.terminate()
 
 
 def train_in_worker(job: tuple, prefix: str):
     """Train one cell in a worker (``_Cells.train_cell(*job)``), its progress lines
     prefixed with ``prefix`` so that cells training at once can be told apart."""
-    with redirect_stderr(PrefixedLines(sys.stderr, prefix)):
-        return _WORKER.train_cell(*job)
+    lines = PrefixedLines(sys.stderr, prefix)
+    try:
+        with redirect_stderr(lines):
+            if _WORKER.verbose:
+                print("started", file=sys.stderr, flush=True)
+            return _WORKER.train_cell(*job)
+    finally:
+        lines.finish()
 
 
 def _start_worker(make_cells, arguments: tuple, threads: int) -> None:
@@ -110,3 +121,8 @@ class PrefixedLines(io.TextIOBase):
 
     def flush(self) -> None:
         self.stream.flush()
+
+    def finish(self) -> None:
+        """Write a last line that has no newline yet."""
+        if self._partial:
+            self.write("\n")

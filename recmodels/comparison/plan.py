@@ -61,8 +61,8 @@ class ComparisonPlan:
     backbone's own default (windows for SASRec and GRU4Rec, prefixes for BERT4Rec).
     ``jobs`` trains that many cells at once, each in its own process with an equal share
     of the threads (:mod:`recmodels.comparison.parallel`); it is not a cell setting, so
-    it never changes a fingerprint (the cells' figures agree to float rounding across
-    thread counts, as across machines).
+    it never changes a fingerprint. Like a cell run on another machine, a cell run with
+    another number of threads can differ by float rounding, which training may amplify.
 
     Examples
     --------
@@ -107,6 +107,9 @@ class ComparisonPlan:
                 raise ValueError(f"unknown {kind}(s) {unknown}; choose from {sorted(known)}.")
         if not self.seeds:
             raise ValueError("seeds is empty; give at least one seed.")
+        # A name given twice would train (or, with jobs, race for) the same cells twice.
+        self.methods, self.backbones, self.seeds = (
+            list(dict.fromkeys(names)) for names in (self.methods, self.backbones, self.seeds))
         if self.jobs < 1:
             raise ValueError(f"jobs={self.jobs} must be a positive number of processes.")
         self.lr_grid = tuple(float(lr) for lr in self.lr_grid)

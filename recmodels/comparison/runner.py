@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -65,32 +66,27 @@ class _Cells:
         # them at once; the lock guards the rows and results.csv (written here only).
         self.pool = None
         self.lock = threading.RLock()
+        self.training: dict[str, Future] = {}
 
     def _say(self, message: str) -> None:
         if self.verbose:
             print(message, file=sys.stderr, flush=True)
 
-    def ensure(self, method: str, backbone: str, seed: int, lr: float,
-               max_epochs: int | None = None, continue_from: str | None = None,
-               candidate: bool = False) -> pd.DataFrame:
-        """The rows of this cell, trained now unless a row with its fingerprint exists.
-
-        A learning-rate candidate (``max_epochs`` set) keeps its last checkpoint; the chosen
-        rate's full run passes that candidate's fingerprint as ``continue_from`` and resumes
-        from it, which is exact: only the stopping settings differ, and the trainer's resume
-        restores weights, optimiser and RNG states. A ``candidate`` of a grid whose loss
-        diverges is kept as rows without metrics (``best_epoch`` 0), so that it loses the
-        choice, rather than ending the comparison; any other cell's divergence is an error
-        that names the cell.
-        """
-        return self.wait(self.start(method, backbone, seed, lr, max_epochs, continue_from,
-                                    candidate))
-
     def start(self, method: str, backbone: str, seed: int, lr: float,
               max_epochs: int | None = None, continue_from: str | None = None,
-              candidate: bool = False) -> tuple[bool, pd.DataFrame | Future]:
-        """Begin :meth:`ensure`: ``(False, rows)`` of a finished cell, else ``(True, x)``
-        with ``x`` the new rows, or their future when cells train in worker processes."""
+              candidate: bool = False) -> pd.DataFrame | Future:
+        """The rows of this cell, trained now unless a row with its fingerprint exists; in
+        worker processes (``self.pool``), a future of them. :meth:`wait` gives the rows.
+
+        A cell's rows reach ``results.csv`` the moment it finishes, so that a run stopped
+        later keeps it. A learning-rate candidate (``max_epochs`` set) keeps its last
+        checkpoint; the chosen rate's full run passes that candidate's fingerprint as
+        ``continue_from`` and resumes from it, which is exact: only the stopping settings
+        differ, and the trainer's resume restores weights, optimiser and RNG states. A
+        ``candidate`` of a grid whose loss diverges is kept as rows without metrics
+        (``best_epoch`` 0), so that it loses the choice, rather than ending the comparison;
+        any other cell's divergence is an error that names the cell.
+        """
         settings = cell_settings(self.plan, method, backbone, seed, lr, self.inputs, max_epochs)
         key = fingerprint(settings)
         with self.lock:
@@ -100,35 +96,58 @@ class _Cells:
                                      if max_epochs else ""))
             done = self.results[self.results["fingerprint"] == key]
             if len(done):
-                return False, done
+                return done
+            if key in self.training:  # the same cell asked for twice: trained once
+                return self.training[key]
             same_cell = self.results[(self.results["method"] == method)
                                      & (self.results["backbone"] == backbone)
                                      & (self.results["seed"] == seed)
                                      & np.isclose(self.results["lr"].astype(float), lr)]
-        # Learning-rate candidates share method, seed and rate with the chosen cell by design.
-        same_cell = same_cell[~same_cell["fingerprint"].isin(self.candidate_keys)]
-        if len(same_cell) and not max_epochs:
-            changed = settings_diff(json.loads(same_cell["settings"].iloc[-1]), settings)
-            self._say(f"{label}: results.csv holds this cell under other settings "
-                      f"({'; '.join(changed[:4])}); training it anew")
-        else:
-            self._say(label)
-        job = (method, backbone, seed, lr, settings, key, continue_from,
-               max_epochs is not None, candidate, label)
-        if self.pool is None:
-            return True, self.train_cell(*job)
-        prefix = f"[{method} {backbone} s{seed} lr {lr:g}] "
-        return True, self.pool.submit(train_in_worker, job, prefix)
+            # Learning-rate candidates share method, seed and rate with the chosen cell by
+            # design.
+            same_cell = same_cell[~same_cell["fingerprint"].isin(self.candidate_keys)]
+            if len(same_cell) and not max_epochs:
+                changed = settings_diff(json.loads(same_cell["settings"].iloc[-1]), settings)
+                self._say(f"{label}: results.csv holds this cell under other settings "
+                          f"({'; '.join(changed[:4])}); training it anew")
+            else:
+                self._say(label + (" (queued)" if self.pool is not None else ""))
+            job = (method, backbone, seed, lr, settings, key, continue_from,
+                   max_epochs is not None, candidate, label)
+            if self.pool is None:
+                return self._add(self.train_cell(*job))
+            future = self.pool.submit(train_in_worker, job,
+                                      f"[{method} {backbone} s{seed} lr {lr:g}] ")
+            self.training[key] = future
+        future.add_done_callback(self._finished)
+        return future
 
-    def wait(self, started: tuple[bool, pd.DataFrame | Future]) -> pd.DataFrame:
-        """The rows :meth:`start` began; new rows are added to ``results.csv``."""
-        new, rows = started
-        if not new:
-            return rows
-        rows = rows.result() if isinstance(rows, Future) else rows
+    def wait(self, started: pd.DataFrame | Future) -> pd.DataFrame:
+        """The rows of a cell :meth:`start` began (already in ``results.csv``)."""
+        if not isinstance(started, Future):
+            return started
+        try:
+            # Added here too: a future's waiters may wake before its callbacks have run.
+            return self._add(started.result())
+        except BrokenProcessPool as error:
+            raise RuntimeError(f"a worker process died ({error}); the cells it was training "
+                               "resume from their last epoch when the command runs again"
+                               ) from error
+
+    def _finished(self, future: Future) -> None:
+        """A worker's cell is done: its rows go to ``results.csv`` at once."""
+        if not future.cancelled() and future.exception() is None:
+            self._add(future.result())
+
+    def _add(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Add a finished cell's rows to ``results.csv``, once."""
+        key = rows["fingerprint"].iloc[0]
         with self.lock:
-            self.results = pd.concat([self.results, rows], ignore_index=True)
-            write_atomic(self.path, lambda p: self.results[COLUMNS].to_csv(p, index=False))
+            self.training.pop(key, None)
+            if not (self.results["fingerprint"] == key).any():
+                self.results = pd.concat([self.results, rows], ignore_index=True)
+                write_atomic(self.path,
+                             lambda p: self.results[COLUMNS].to_csv(p, index=False))
         return rows
 
     def train_cell(self, method, backbone, seed, lr, settings, key, continue_from,
@@ -288,7 +307,11 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
             # their checkpoints next time) and the methods waiting on them end at once.
             stop_workers(cells.pool, finished)
             runs.shutdown()
-    results = cells.results[cells.results["fingerprint"].isin(in_plan)].reset_index(drop=True)
+    order = {key: position for position, key in enumerate(in_plan)}
+    results = cells.results[cells.results["fingerprint"].isin(in_plan)]
+    # In the plan's order, whatever order cells finished in (they run at once with jobs).
+    results = results.iloc[np.argsort(results["fingerprint"].map(order).to_numpy(),
+                                      kind="stable")].reset_index(drop=True)
     results["selected"] = results["selected"].astype(bool)
     return results
 
