@@ -10,13 +10,19 @@
 #     python -m recmodels.comparison.merge --into benchmarks/results/beauty_converged \
 #         benchmarks/results/beauty_converged_side
 #
-# adds the finished ones to the main folder, where stage 2 then reuses them. Resumes like
-# the main script (checkpoints stay in the side folder).
+# adds the finished ones to the main folder, where stage 2 then reuses them (commit that
+# folder; the side folder is scratch). Resumes like the main script (checkpoints stay in
+# the side folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/beauty}
 SIDE=${SIDE:-benchmarks/results/beauty_converged_side}
+MAIN=${MAIN:-benchmarks/results/beauty_converged}
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# The main folder's finished cells first (it only reads there, so the other process may
+# run): on a fresh clone the side folder is empty, and the seeds merged in before are not
+# trained again.
+python -m recmodels.comparison.merge --into "$SIDE" "$MAIN"
 seeds() {
   ace-bench --data "$DATA" --embeddings "$DATA/item_emb_all-MiniLM-L6-v2.f16.npy" \
             --patience 10 --backbones sasrec --seeds 1,2 --out "$SIDE" "$@"
