@@ -290,7 +290,7 @@ def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys
                      r"like, pass --seeds 0\.$", mixed, flags=re.M), mixed
     assert module.main([str(tmp_path), "--seeds", "0"]) == 0
     only_zero = capsys.readouterr().out
-    assert module.main([str(source)]) == 0
+    assert module.main([str(source), "--seeds", "0"]) == 0
     assert only_zero.split("\n", 1)[1] == capsys.readouterr().out.split("\n", 1)[1]
     assert "different seeds" not in only_zero
     if script == "paper_shape":  # a reversed pair shows the p-value that makes it so
@@ -306,7 +306,7 @@ def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys
 def test_converged_table_prints_each_chosen_cell_as_results_csv_holds_it(capsys):
     module = _script("converged_table")
     folder = BENCHMARKS / "results" / "beauty_converged"
-    assert module.main([str(folder)]) == 0
+    assert module.main([str(folder), "--seeds", "0"]) == 0
     out = capsys.readouterr().out
     results = pd.read_csv(folder / "results.csv", dtype={"lr_valid": str})
     chosen = results[results["selected"] & (results["seed"] == 0)]
@@ -332,6 +332,18 @@ def test_converged_table_prints_each_chosen_cell_as_results_csv_holds_it(capsys)
         assert len(bold) == 1
         assert float(bold[0].strip("*")) == max(float(f.strip("*")) for f in figures)
     assert re.search(r"^Training: sasrec: .*min of training in these cells", out, flags=re.M)
+    # Every seed: a method's row holds each seed's epochs and the mean over its seeds.
+    assert module.main([str(folder)]) == 0
+    out = capsys.readouterr().out
+    test = results[results["selected"] & (results["split"] == "test")]
+    for method, rows in test.groupby("method"):
+        line = next(line for line in out.splitlines() if line.startswith(f"| {method} |"))
+        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+        rows = rows.sort_values("seed")
+        assert int(cells[2]) == len(rows)
+        assert cells[3] == ", ".join(f"{e} ({b})" for e, b in zip(rows["epochs"],
+                                                                   rows["best_epoch"]))
+        assert float(cells[8]) == pytest.approx(rows["ndcg@20"].mean(), abs=5e-5)
 
 
 @pytest.mark.parametrize("folder", ["beauty_converged", "beauty_cold_start"])
