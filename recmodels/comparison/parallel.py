@@ -103,7 +103,7 @@ class PrefixedLines(io.TextIOBase):
     >>> sink = io.StringIO()
     >>> lines = PrefixedLines(sink, "[ace s1] ")
     >>> lines.write("epoch 1\\nepoch"), lines.write(" 2\\n")
-    (8, 3)
+    (13, 3)
     >>> print(sink.getvalue(), end="")
     [ace s1] epoch 1
     [ace s1] epoch 2
