@@ -275,8 +275,9 @@ def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys
     source = BENCHMARKS / "results" / "beauty_converged"
     shutil.copytree(source / "runs", tmp_path / "runs")
     results = pd.read_csv(source / "results.csv", dtype={"fingerprint": str})
-    # id's chosen cell once more as seed 1 (another fingerprint, the same ranks).
-    twin = results[(results["method"] == "id") & results["selected"]].copy()
+    # whitenplus's chosen cell (seed 0 alone: stage 2 trains no other) once more as seed 1
+    # (another fingerprint, the same ranks).
+    twin = results[(results["method"] == "whitenplus") & results["selected"]].copy()
     old_key = twin["fingerprint"].iloc[0]
     twin["fingerprint"], twin["seed"] = "1" * 16, 1
     twin["settings"] = [json.dumps(json.loads(s) | {"seed": 1}) for s in twin["settings"]]
@@ -286,8 +287,8 @@ def test_paired_tables_say_when_methods_average_different_seeds(tmp_path, capsys
     pd.concat([results, twin]).to_csv(tmp_path / "results.csv", index=False)
     assert module.main([str(tmp_path)]) == 0
     mixed = capsys.readouterr().out
-    assert re.search(r"^Methods average different seeds \(.*id: 0,1.*\); to pair like with "
-                     r"like, pass --seeds 0\.$", mixed, flags=re.M), mixed
+    assert re.search(r"^Methods average different seeds \(.*whitenplus: 0,1.*\); to pair like "
+                     r"with like, pass --seeds 0\.$", mixed, flags=re.M), mixed
     assert module.main([str(tmp_path), "--seeds", "0"]) == 0
     only_zero = capsys.readouterr().out
     assert module.main([str(source), "--seeds", "0"]) == 0
