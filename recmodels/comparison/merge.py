@@ -12,8 +12,8 @@ reuses them, as if it had trained them itself.
 Cells are reused only where every setting matches, the device type (CPU or CUDA) and the
 package version included: merge folders run with the same ones. A source cell whose
 method, backbone, seed and rate ``DEST`` already holds as a selected cell of other settings
-is added unselected and named, as ``ace-bench`` keeps a cell whose settings changed. Run the merge while no ``ace-bench``
-writes to ``DEST``: a running process keeps ``results.csv`` in memory and would write its
+is added unselected and named, as ``ace-bench`` keeps a cell whose settings changed. Run
+the merge while no ``ace-bench`` writes to ``DEST``: a running process keeps ``results.csv`` in memory and would write its
 own copy over the merged rows. Checkpoints of unfinished runs are not copied; they resume
 in the folder that ran them.
 """
@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..provenance import settings_diff
 from .inputs import InputError
-from .runner import COLUMNS, METRICS, TEXT_COLUMNS
+from .runner import COLUMNS, METRICS, load_results
 from .runs import write_atomic
 
 __all__ = ["merge_folders", "read_results"]
@@ -56,8 +56,7 @@ def read_results(folder: Path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"{folder}: no results.csv here; pass a folder that ace-bench "
                          "--out wrote.")
-    return pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False,
-                       na_values={m: [""] for m in METRICS})
+    return load_results(path)
 
 
 def _run_files(folder: Path, key: str, rows: pd.DataFrame) -> list[Path]:

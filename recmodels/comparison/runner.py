@@ -46,6 +46,12 @@ TEXT_COLUMNS = {"fingerprint": str, "settings": str, "lr_grid": str, "lr_valid":
 SELECTION_METRIC = "ndcg@10"
 
 
+def load_results(path: Path) -> pd.DataFrame:
+    """A ``results.csv`` with its text columns as text and empty metrics as NaN."""
+    return pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False,
+                       na_values={m: [""] for m in METRICS})
+
+
 class _Cells:
     """``results.csv`` and the training of missing cells."""
 
@@ -54,9 +60,8 @@ class _Cells:
                  announce: bool = True) -> None:
         self.plan, self.data, self.E, self.out, self.verbose = plan, data, E, out, verbose
         self.path = out / "results.csv"
-        self.results = (pd.read_csv(self.path, dtype=TEXT_COLUMNS, keep_default_na=False,
-                                    na_values={m: [""] for m in METRICS})
-                        if self.path.exists() else pd.DataFrame(columns=COLUMNS))
+        self.results = (load_results(self.path) if self.path.exists()
+                        else pd.DataFrame(columns=COLUMNS))
         self.inputs, self.split = cell_inputs(plan, data, E, first_seen)
         if self.split is not None and announce:
             self._say(str(self.split))
