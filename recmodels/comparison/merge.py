@@ -13,9 +13,9 @@ Cells are reused only where every setting matches, the device type (CPU or CUDA)
 package version included: merge folders run with the same ones. A source cell whose
 method, backbone, seed and rate ``DEST`` already holds as a selected cell of other settings
 is added unselected and named, as ``ace-bench`` keeps a cell whose settings changed. Run
-the merge while no ``ace-bench`` writes to ``DEST``: a running process keeps ``results.csv`` in memory and would write its
-own copy over the merged rows. Checkpoints of unfinished runs are not copied; they resume
-in the folder that ran them.
+the merge while no ``ace-bench`` writes to ``DEST``: a running process keeps
+``results.csv`` in memory and would write its own copy over the merged rows. Checkpoints
+of unfinished runs are not copied; they resume in the folder that ran them.
 """
 
 from __future__ import annotations
