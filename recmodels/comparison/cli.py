@@ -23,6 +23,7 @@ from .methods import METHODS
 from .plan import DEFAULT_LR_GRID, ComparisonPlan
 from .report import cold_start_tables, markdown_table, training_summary, write_spectrum
 from .runner import BACKBONES, run_comparison
+from .runs import ensure_free, folder_lock
 from .status import finished_rows, plan_status, status_report
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
@@ -328,6 +329,8 @@ def _compare(args: argparse.Namespace) -> int:
         protocol=args.protocol, cold_share=cold_share, cold_choice=cold_choice,
         jobs=arguments.positive(args.jobs, "--jobs"))
     started = time.perf_counter()
+    if not args.dry_run:  # a dry run only reads, so it may watch a run in progress
+        ensure_free(args.out)
     data, E, first_seen = load_inputs(args, plan)
     if args.dry_run:
         status = plan_status(plan, data, E, args.out, first_seen)
@@ -338,6 +341,13 @@ def _compare(args: argparse.Namespace) -> int:
             print(f"\nThe finished cells so far:\n\n{table}\n\nTraining: "
                   f"{training_summary(finished, plan.max_epochs, plan.patience, args.out)}")
         return 0
+    with folder_lock(args.out):  # results.md and the figure too, not only results.csv
+        _run_and_report(args, plan, data, E, first_seen, started)
+    return 0
+
+
+def _run_and_report(args, plan, data, E, first_seen, started: float) -> None:
+    """Train what the plan lacks, then print and write the table."""
     results = run_comparison(plan, data, E, args.out, first_seen=first_seen)
     table, data = _tables(plan, results, data, first_seen, args.out)
     rates = (f"learning rate {plan.lr:g} for every method" if plan.lr is not None else
@@ -358,7 +368,6 @@ def _compare(args: argparse.Namespace) -> int:
           f"ranking; {rates}. Training: {trained}")
     print(f"wrote {args.out / 'results.csv'}, {args.out / 'results.md'}, {figure} "
           f"in {time.perf_counter() - started:.0f} s")
-    return 0
 
 
 def _tables(plan: ComparisonPlan, results: pd.DataFrame, data: SequenceData,

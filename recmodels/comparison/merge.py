@@ -12,10 +12,11 @@ reuses them, as if it had trained them itself.
 Cells are reused only where every setting matches, the device type (CPU or CUDA) and the
 package version included: merge folders run with the same ones. A source cell whose
 method, backbone, seed and rate ``DEST`` already holds as a selected cell of other settings
-is added unselected and named, as ``ace-bench`` keeps a cell whose settings changed. Run
-the merge while no ``ace-bench`` writes to ``DEST``: a running process keeps
-``results.csv`` in memory and would write its own copy over the merged rows. Checkpoints
-of unfinished runs are not copied; they resume in the folder that ran them.
+is added unselected and named, as ``ace-bench`` keeps a cell whose settings changed. While
+an ``ace-bench`` writes to ``DEST`` (it keeps ``results.csv`` in memory and would write its
+own copy over the merged rows) the merge is refused, naming that process; reading a
+folder in use as a source is fine. Checkpoints of unfinished runs are not copied; they
+resume in the folder that ran them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import json
 import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ import pandas as pd
 from ..provenance import settings_diff
 from .inputs import InputError
 from .runner import COLUMNS, METRICS, load_results
-from .runs import write_atomic
+from .runs import folder_lock, write_atomic
 
 __all__ = ["merge_folders", "read_results"]
 
@@ -115,6 +117,12 @@ def merge_folders(sources: list[Path], dest: Path) -> dict[str, list[str]]:
     sources = [Path(s) for s in sources]
     if any(s.resolve() == dest.resolve() for s in sources):
         raise InputError(f"{dest}: a source is the destination itself; pass other folders.")
+    # An ace-bench writing to dest would overwrite the added rows; a missing dest has none.
+    with folder_lock(dest) if dest.is_dir() else nullcontext():
+        return _merge(sources, dest)
+
+
+def _merge(sources: list[Path], dest: Path) -> dict[str, list[str]]:
     merged = read_results(dest) if (dest / "results.csv").is_file() else pd.DataFrame(
         columns=COLUMNS)
     outcome = {"added": [], "kept": [], "differ": [], "other_settings": []}
@@ -139,11 +147,13 @@ def merge_folders(sources: list[Path], dest: Path) -> dict[str, list[str]]:
             known[key] = rows
             outcome["added"].append(key)
     if additions:
-        (dest / "runs").mkdir(parents=True, exist_ok=True)
-        for path, target in copies:
-            write_atomic(target, lambda p, path=path: shutil.copyfile(path, p))
-        merged = pd.concat([merged, *additions], ignore_index=True)
-        write_atomic(dest / "results.csv", lambda p: merged[COLUMNS].to_csv(p, index=False))
+        with folder_lock(dest):
+            (dest / "runs").mkdir(parents=True, exist_ok=True)
+            for path, target in copies:
+                write_atomic(target, lambda p, path=path: shutil.copyfile(path, p))
+            merged = pd.concat([merged, *additions], ignore_index=True)
+            write_atomic(dest / "results.csv",
+                         lambda p: merged[COLUMNS].to_csv(p, index=False))
     return outcome
 
 

@@ -33,7 +33,7 @@ from .methods import build_table
 from .parallel import cell_pool, stop_workers, train_in_worker
 from .plan import (DEFAULT_LR_GRID, ComparisonPlan, backbone_arguments, backbone_settings,
                    best_rate, cell_inputs, cell_settings)
-from .runs import checkpoint_path, save_diverged, save_run, write_atomic
+from .runs import checkpoint_path, folder_lock, save_diverged, save_run, write_atomic
 
 __all__ = ["BACKBONES", "COLUMNS", "DEFAULT_LR_GRID", "METRICS", "SELECTION_METRIC",
            "TEXT_COLUMNS", "ComparisonPlan", "backbone_arguments", "backbone_settings",
@@ -284,7 +284,11 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
     >>> len(run_comparison(plan, data, E, out, verbose=False))  # finished cells are kept
     4
     """
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):  # the folder's only writer: results.csv is read, then rewritten
+        return _run_cells(plan, data, E, out, verbose, first_seen)
+
+
+def _run_cells(plan, data, E, out, verbose, first_seen) -> pd.DataFrame:
     cells = _Cells(plan, data, E, out, verbose, first_seen)
     per_method = len(plan.learning_rates) + len(plan.seeds) - 1 + plan.short_grid
     cells.total = len(plan.backbones) * len(plan.methods) * per_method

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from .inputs import InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; folders are not guarded there
+    fcntl = None
+
+LOCK_NAME = ".ace-bench.lock"
+_held: dict[Path, int] = {}  # folders this process holds, with how many holders inside it
 
 
 def checkpoint_path(out: Path, method: str, backbone: str, seed: int, lr: float,
@@ -20,6 +33,114 @@ def write_atomic(path: Path, write) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     write(temporary)
     os.replace(temporary, path)
+
+
+class FolderInUseError(InputError):
+    """Another process is writing to the folder: two writers of one ``results.csv`` would
+    each overwrite the rows the other added.
+
+    Examples
+    --------
+    >>> from recmodels.comparison.runs import FolderInUseError
+    >>> from recmodels.comparison.inputs import InputError
+    >>> issubclass(FolderInUseError, InputError)
+    True
+    """
+
+
+def ensure_free(out: Path) -> None:
+    """Raise :class:`FolderInUseError` now if another process holds ``out``; writes nothing.
+
+    For a check before long input work: :func:`folder_lock` is still what guards the
+    writes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from recmodels.comparison.runs import ensure_free
+    >>> out = Path(tempfile.mkdtemp()) / "not-yet"
+    >>> ensure_free(out)
+    >>> out.exists()
+    False
+    """
+    path = Path(out) / LOCK_NAME
+    if fcntl is None or Path(out).resolve() in _held or not path.is_file():
+        return
+    with open(path) as stream:
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise _in_use(Path(out), stream.read().strip()) from None
+
+
+def _in_use(out: Path, holder: str) -> FolderInUseError:
+    return FolderInUseError(
+        f"{out}: {holder or 'another process'} is writing to this folder, and two runs "
+        "writing one results.csv would lose each other's rows. Wait for it to end, or "
+        "write to another folder and merge that one in afterwards (python -m "
+        f"recmodels.comparison.merge --into {out} OTHER_FOLDER).")
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[Path]:
+    """Hold ``out`` as its only writer for the ``with`` block (created if missing).
+
+    An exclusive advisory lock on ``out/.ace-bench.lock``, which records the holder's
+    process id and start time. The system drops it when the holder exits, however it
+    ends, so a killed run leaves nothing to clean up. Re-entrant within a process;
+    readers (``ace-bench --dry-run``, the report scripts) take no lock. Not enforced on
+    systems without ``fcntl`` (Windows).
+
+    Raises
+    ------
+    FolderInUseError
+        Another process holds ``out``; the message names it, before anything is written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from recmodels.comparison.runs import folder_lock
+    >>> out = Path(tempfile.mkdtemp()) / "run"
+    >>> with folder_lock(out), folder_lock(out):  # the same process may enter twice
+    ...     sorted(p.name for p in out.iterdir())
+    ['.ace-bench.lock']
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder; choose another folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    key = out.resolve()
+    if fcntl is None or key in _held:
+        _held[key] = _held.get(key, 0) + 1
+        try:
+            yield out
+        finally:
+            _held[key] -= 1
+            if not _held[key]:
+                del _held[key]
+        return
+    path = out / LOCK_NAME
+    stream = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            stream.seek(0)
+            raise _in_use(out, stream.read().strip()) from None
+        stream.seek(0)
+        stream.truncate()
+        stream.write(f"process {os.getpid()} (since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        stream.flush()
+        _held[key] = 1
+        try:
+            yield out
+        finally:
+            del _held[key]
+    finally:
+        stream.close()  # closing the file releases the lock
 
 
 def save_run(out: Path, key: str, result, ranks: dict[str, np.ndarray]) -> None:
