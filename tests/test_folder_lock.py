@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from recmodels.comparison.cli import main
+from recmodels.comparison.inputs import InputError
 from recmodels.comparison.merge import main as merge_main
 from recmodels.comparison.runs import FolderInUseError, ensure_free, folder_lock
 from recmodels_helpers import toy_argv, toy_folder
@@ -84,3 +85,11 @@ def test_a_merge_into_a_held_folder_is_refused_and_writes_nothing(holder, tmp_pa
     process.wait(timeout=60)
     assert merge_main(["--into", str(out), str(source)]) == 0
     assert len(pd.read_csv(out / "results.csv")) == len(pd.read_csv(source / "results.csv"))
+
+
+def test_a_folder_that_can_not_be_made_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(InputError, match="a-file/out: can not write there .*another folder"):
+        with folder_lock(blocker / "out"):
+            pass

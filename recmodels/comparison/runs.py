@@ -74,6 +74,11 @@ def ensure_free(out: Path) -> None:
             raise _in_use(Path(out), stream.read().strip()) from None
 
 
+def _unwritable(out: Path, error: OSError) -> InputError:
+    return InputError(f"{out}: can not write there ({error.strerror or error}); choose "
+                      "another folder.")
+
+
 def _in_use(out: Path, holder: str) -> FolderInUseError:
     return FolderInUseError(
         f"{out}: {holder or 'another process'} is writing to this folder, and two runs "
@@ -96,6 +101,8 @@ def folder_lock(out: Path) -> Iterator[Path]:
     ------
     FolderInUseError
         Another process holds ``out``; the message names it, before anything is written.
+    InputError
+        ``out`` is a file, or can not be created or written to.
 
     Examples
     --------
@@ -110,7 +117,10 @@ def folder_lock(out: Path) -> Iterator[Path]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file, not a folder; choose another folder.")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _unwritable(out, error) from error
     key = out.resolve()
     if fcntl is None or key in _held:
         _held[key] = _held.get(key, 0) + 1
@@ -121,8 +131,10 @@ def folder_lock(out: Path) -> Iterator[Path]:
             if not _held[key]:
                 del _held[key]
         return
-    path = out / LOCK_NAME
-    stream = open(path, "a+")
+    try:
+        stream = open(out / LOCK_NAME, "a+")
+    except OSError as error:
+        raise _unwritable(out, error) from error
     try:
         try:
             fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
