@@ -68,10 +68,7 @@ def ensure_free(out: Path) -> None:
     if fcntl is None or Path(out).resolve() in _held or not path.is_file():
         return
     with open(path) as stream:
-        try:
-            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise _in_use(Path(out), stream.read().strip()) from None
+        _take(stream, Path(out))
 
 
 def _unwritable(out: Path, error: OSError) -> InputError:
@@ -79,12 +76,18 @@ def _unwritable(out: Path, error: OSError) -> InputError:
                       "another folder.")
 
 
-def _in_use(out: Path, holder: str) -> FolderInUseError:
-    return FolderInUseError(
-        f"{out}: {holder or 'another process'} is writing to this folder, and two runs "
-        "writing one results.csv would lose each other's rows. Wait for it to end, or "
-        "write to another folder and merge that one in afterwards (python -m "
-        f"recmodels.comparison.merge --into {out} OTHER_FOLDER).")
+def _take(stream, out: Path) -> None:
+    """Lock ``out``'s open lock file, or raise :class:`FolderInUseError` naming its holder."""
+    try:
+        fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        stream.seek(0)
+        holder = stream.read().strip() or "another process"
+        raise FolderInUseError(
+            f"{out}: {holder} is writing to this folder, and two runs writing one "
+            "results.csv would lose each other's rows. Wait for it to end, or write to "
+            "another folder and merge that one in afterwards (python -m "
+            f"recmodels.comparison.merge --into {out} OTHER_FOLDER).") from None
 
 
 @contextmanager
@@ -122,37 +125,30 @@ def folder_lock(out: Path) -> Iterator[Path]:
     except OSError as error:
         raise _unwritable(out, error) from error
     key = out.resolve()
-    if fcntl is None or key in _held:
-        _held[key] = _held.get(key, 0) + 1
+    stream = None
+    if fcntl is not None and key not in _held:
         try:
-            yield out
-        finally:
-            _held[key] -= 1
-            if not _held[key]:
-                del _held[key]
-        return
-    try:
-        stream = open(out / LOCK_NAME, "a+")
-    except OSError as error:
-        raise _unwritable(out, error) from error
-    try:
+            stream = open(out / LOCK_NAME, "a+")
+        except OSError as error:
+            raise _unwritable(out, error) from error
         try:
-            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            stream.seek(0)
-            raise _in_use(out, stream.read().strip()) from None
+            _take(stream, out)
+        except FolderInUseError:
+            stream.close()
+            raise
         stream.seek(0)
         stream.truncate()
-        stream.write(f"process {os.getpid()} (since "
-                     f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        stream.write(f"process {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
         stream.flush()
-        _held[key] = 1
-        try:
-            yield out
-        finally:
-            del _held[key]
+    _held[key] = _held.get(key, 0) + 1
+    try:
+        yield out
     finally:
-        stream.close()  # closing the file releases the lock
+        _held[key] -= 1
+        if not _held[key]:
+            del _held[key]
+        if stream is not None:
+            stream.close()  # closing the file releases the lock
 
 
 def save_run(out: Path, key: str, result, ranks: dict[str, np.ndarray]) -> None:
