@@ -2,56 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..item_table import ItemTable, rng_kept
+from .attention import attention, pack_queries
 from .base import SequentialRecommender
-
+from .dropout import Dropout
 
 # A last layer reading more than 1 / DENSE_SELECTION of its positions runs in full.
 DENSE_SELECTION = 4
-# On CUDA, attention may use any backend but cuDNN's: cuDNN builds an execution plan for
-# every new input shape, and trimmed training batches bring a new shape at almost every
-# step (benchmarks/profile_step.py --device cuda: a Beauty SASRec step took 140 ms, the
-# GPU busy 0.8 ms of it; 7.4 ms without cuDNN's backend).
-CUDA_ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                           SDPBackend.MATH]
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-              attn_mask: torch.Tensor | None, dropout_p: float,
-              is_causal: bool = False) -> torch.Tensor:
-    """``F.scaled_dot_product_attention``, restricted to :data:`CUDA_ATTENTION_BACKENDS` on CUDA.
-
-    Parameters
-    ----------
-    q, k, v : Tensor of shape (batch, heads, length, head_size)
-        Keys and values may be longer than the queries.
-    attn_mask : Tensor of bool, optional
-        True where a query may attend to a key.
-    dropout_p : float
-    is_causal : bool, default=False
-
-    Returns
-    -------
-    Tensor shaped like ``q``.
-
-    Examples
-    --------
-    >>> q = torch.randn(2, 1, 3, 4)
-    >>> torch.equal(attention(q, q, q, None, 0.0), F.scaled_dot_product_attention(q, q, q))
-    True
-    """
-    backends = (sdpa_kernel(CUDA_ATTENTION_BACKENDS) if q.is_cuda
-                else contextlib.nullcontext())
-    with backends:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                              dropout_p=dropout_p, is_causal=is_causal)
 
 
 class TransformerBlock(nn.Module):
@@ -70,7 +31,7 @@ class TransformerBlock(nn.Module):
         self.ff_in = nn.Linear(hidden_size, inner_size)
         self.ff_out = nn.Linear(inner_size, hidden_size)
         self.norm_ff = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dropout = nn.Dropout(hidden_dropout)
+        self.dropout = Dropout(hidden_dropout)
 
     def forward(self, x: torch.Tensor, *, causal: bool, key_mask: torch.Tensor | None = None,
                 at: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -84,7 +45,7 @@ class TransformerBlock(nn.Module):
             return self._finish(x, self._attend_all(x, causal, key_mask))
         rows, positions = at
         if rows.numel() * DENSE_SELECTION > x.shape[0] * x.shape[1]:
-            # Gathering keys per query costs more than it saves when most positions are read.
+            # Packing the queries costs more than it saves when most positions are read.
             return self._finish(x, self._attend_all(x, causal, key_mask))[rows, positions]
         selected = x[rows, positions]
         return self._finish(selected, self._attend_at(x, selected, rows, positions, causal,
@@ -104,17 +65,24 @@ class TransformerBlock(nn.Module):
         batch, length, hidden = x.shape
         head_size = hidden // self.n_heads
         weight, bias = self.qkv.weight, self.qkv.bias
-        q = F.linear(selected, weight[:hidden], bias[:hidden])
         k, v = (F.linear(x, weight[hidden:], bias[hidden:])
                 .view(batch, length, 2, self.n_heads, head_size).permute(2, 0, 3, 1, 4))
-        allowed = torch.ones(rows.numel(), 1, 1, length, dtype=torch.bool, device=x.device)
+        # The queries of a sequence side by side, (batch, width): attention then reads each
+        # sequence's keys in place. Empty slots hold a zero query that may attend to every
+        # key (no fully masked row, whose softmax would be NaN) and are never read.
+        slots, width = pack_queries(rows, batch)
+        q = x.new_zeros(batch, width, hidden)
+        q[rows, slots] = F.linear(selected, weight[:hidden], bias[:hidden])
+        allowed = None
         if causal:
-            allowed &= (torch.arange(length, device=x.device) <= positions[:, None])[:, None, None]
+            reach = torch.full((batch, width), length - 1, device=x.device)
+            reach[rows, slots] = positions
+            allowed = (torch.arange(length, device=x.device) <= reach[..., None])[:, None]
         if key_mask is not None:
-            allowed &= key_mask[rows]
-        attended = attention(q.view(-1, self.n_heads, 1, head_size), k[rows], v[rows], allowed,
-                             self.attn_dropout if self.training else 0.0)
-        return attended.reshape(-1, hidden)
+            allowed = key_mask if allowed is None else allowed & key_mask
+        attended = attention(q.view(batch, width, self.n_heads, head_size).transpose(1, 2),
+                             k, v, allowed, self.attn_dropout if self.training else 0.0)
+        return attended.transpose(1, 2)[rows, slots].reshape(-1, hidden)
 
     def _finish(self, x, attended):
         x = self.norm_attn(x + self.dropout(self.attn_out(attended)))
@@ -130,7 +98,7 @@ class TransformerEncoder(nn.Module):
         super().__init__()
         self.position = nn.Embedding(max_len, hidden_size)
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dropout = nn.Dropout(hidden_dropout)
+        self.dropout = Dropout(hidden_dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(hidden_size, n_heads, inner_size, hidden_dropout, attn_dropout,
                              layer_norm_eps)
