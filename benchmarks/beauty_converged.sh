@@ -13,6 +13,8 @@
 #   4. GRU4Rec and BERT4Rec: id, pca, whitenplus, alphafuse, recpca, ace, seed 0; with
 #      SEQUENCES=prefixes GRU4Rec trains on prefix rows (BERT4Rec always does, RecBole's way);
 #   5. GRU4Rec and BERT4Rec: whiten, alpharec, llmemb, seed 0, likewise.
+# BACKBONES narrows stages 4 and 5 (BACKBONES=gru4rec while
+# benchmarks/beauty_converged_bert4rec.sh trains BERT4Rec's cells beside this script).
 #
 #     bash benchmarks/beauty_converged.sh            # STAGES="1 2" runs only those
 #
@@ -25,6 +27,7 @@ DATA=${DATA:-../shared/data/beauty}
 OUT=${OUT:-benchmarks/results/beauty_converged}
 STAGES=${STAGES:-1 2 3 4 5}
 SEQUENCES=${SEQUENCES:-}
+BACKBONES=${BACKBONES:-gru4rec,bert4rec}
 case $SEQUENCES in
   ""|prefixes) ;;
   *) echo "SEQUENCES=$SEQUENCES: leave it empty (windows for GRU4Rec) or set prefixes;" \
@@ -44,9 +47,9 @@ for stage in $STAGES; do
     2) bench --out "$OUT" --backbones sasrec --seeds 0,1,2 --methods id,pca,alphafuse,ace ;;
     3) bench --out "$OUT" --backbones gru4rec --seeds 0 --methods id
        bench --out "$OUT" --backbones gru4rec --seeds 0 --methods id --sequences prefixes ;;
-    4) bench --out "$OUT" --backbones gru4rec,bert4rec --seeds 0 ${rows[@]+"${rows[@]}"} \
+    4) bench --out "$OUT" --backbones "$BACKBONES" --seeds 0 ${rows[@]+"${rows[@]}"} \
              --methods id,pca,whitenplus,alphafuse,recpca,ace ;;
-    5) bench --out "$OUT" --backbones gru4rec,bert4rec --seeds 0 ${rows[@]+"${rows[@]}"} \
+    5) bench --out "$OUT" --backbones "$BACKBONES" --seeds 0 ${rows[@]+"${rows[@]}"} \
              --methods whiten,alpharec,llmemb ;;
     *) echo "unknown stage $stage (1-5)" >&2; exit 2 ;;
   esac
