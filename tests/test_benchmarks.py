@@ -366,6 +366,7 @@ def test_committed_cells_keep_their_fingerprints(folder):
         plan = ComparisonPlan([saved["method"]], [saved["backbone"]], [saved["seed"]],
                               patience=saved["patience"], device=saved["device"],
                               overrides={saved["method"]: saved["method_settings"]},
+                              sequences=saved.get("backbone_settings", {}).get("sequences"),
                               **protocol)
         inputs = {name: saved[name] for name in ("data", "embeddings", "new_items")
                   if name in saved}
