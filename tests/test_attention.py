@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from recmodels import BERT4Rec, SASRec, TrainableTable
-from recmodels.models.attention import attention, pack_queries
+from recmodels.models.attention import attention, pack_queries, softmax_attention
 from recmodels.models.dropout import Dropout, dropout
 
 
@@ -40,10 +40,11 @@ def test_cpu_attention_equals_sdpa_without_dropout_and_drops_weights_with_it():
     q, k = torch.randn(3, 2, 4, 6), torch.randn(3, 2, 6, 6)
     mask = torch.rand(3, 1, 4, 6) > 0.3
     mask[..., 0] = True
+    # The hand-written softmax against SDPA: masked, and causal with fewer queries than keys.
     for causal, allowed in ((False, mask), (True, None)):
         expected = F.scaled_dot_product_attention(q, k, k, attn_mask=allowed,
                                                   is_causal=causal)
-        torch.testing.assert_close(attention(q, k, k, allowed, 0.0, causal), expected)
+        torch.testing.assert_close(softmax_attention(q, k, k, allowed, 0.0, causal), expected)
     # With the identity as values, the output is the attention weights themselves.
     eye = torch.eye(6).expand(3, 2, 6, 6)
     weights = F.scaled_dot_product_attention(q, k, eye, attn_mask=mask)
@@ -53,6 +54,36 @@ def test_cpu_attention_equals_sdpa_without_dropout_and_drops_weights_with_it():
     torch.testing.assert_close(dropped[kept], (weights / 0.6).expand_as(dropped)[kept])
     assert not kept[..., ~mask.expand(3, 2, 4, 6)].any()  # masked keys get no weight
     assert abs(1 - kept.float().sum() / (0.6 * 400 * mask.expand(3, 2, 4, 6).sum())) < 0.02
+
+
+def test_a_query_with_no_key_gets_zero_output_and_no_nan_gradient():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 1, 3, 4, requires_grad=True) for _ in range(3))
+    mask = torch.ones(2, 1, 3, 3, dtype=torch.bool)
+    mask[1, :, 2] = False  # the last query of sequence 1 may attend to nothing
+    out = attention(q, k, v, mask, 0.3)
+    assert torch.equal(out[1, :, 2], torch.zeros(1, 4))
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.equal(expected[1, :, 2], out[1, :, 2])  # SDPA's answer too
+    out.sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+@pytest.mark.parametrize("backbone", [SASRec, BERT4Rec])
+def test_packed_queries_run_under_autocast_and_with_int32_lengths(backbone):
+    torch.manual_seed(0)
+    model = backbone(TrainableTable(30, 16), max_len=8, inner_size=32).train()
+    items = torch.randint(1, 31, (6, 8))
+    targets = torch.zeros_like(items)
+    targets[:, 3] = items[:, 3]  # one target a sequence: the packed path
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.loss(items, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all()
+                                        for p in model.parameters() if p.grad is not None)
+    model.eval()
+    items, lengths = items[:, : model.context_len], torch.tensor([7, 3, 5, 1, 7, 2])
+    torch.testing.assert_close(model.predict(items, lengths.int()), model.predict(items, lengths))
 
 
 def test_pack_queries_gives_each_query_its_own_slot_in_its_sequence():

@@ -61,13 +61,40 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                                                   dropout_p=dropout_p, is_causal=is_causal)
     if dropout_p == 0.0:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+    return softmax_attention(q, k, v, attn_mask, dropout_p, is_causal)
+
+
+def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      attn_mask: torch.Tensor | None, dropout_p: float,
+                      is_causal: bool = False) -> torch.Tensor:
+    """What ``F.scaled_dot_product_attention`` computes, with :func:`~.dropout.dropout`.
+
+    Same parameters as :func:`attention`; ``is_causal`` aligns the causal mask top-left
+    (query ``i`` sees keys ``0..i``) and combines with ``attn_mask``. A query that may
+    attend to no key gets a zero output and no gradient, as SDPA gives it.
+
+    Examples
+    --------
+    >>> q, k = torch.randn(2, 1, 3, 4), torch.randn(2, 1, 5, 4)
+    >>> expected = F.scaled_dot_product_attention(q, k, k, is_causal=True)
+    >>> torch.allclose(softmax_attention(q, k, k, None, 0.0, is_causal=True), expected,
+    ...                atol=1e-6)
+    True
+    """
     scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5)
     if is_causal:
         causal = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
         attn_mask = causal if attn_mask is None else attn_mask & causal
+    empty = None
     if attn_mask is not None:
-        scores = scores.masked_fill_(~attn_mask, float("-inf"))
-    return torch.matmul(dropout(torch.softmax(scores, dim=-1), dropout_p), v)
+        # A row with no key left would be NaN after the softmax, and NaN reaches every
+        # gradient through it; such rows keep finite scores here and are zeroed below.
+        empty = ~attn_mask.any(dim=-1, keepdim=True)
+        scores = scores.masked_fill_(~(attn_mask | empty), float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    if empty is not None and bool(empty.any()):
+        weights = weights.masked_fill(empty, 0.0)
+    return torch.matmul(dropout(weights, dropout_p), v)
 
 
 def pack_queries(rows: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, int]:

@@ -46,7 +46,8 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if x.is_cuda or not 0.0 < p < 1.0:
         return F.dropout(x, p, training=True)  # p = 1 and bad values: PyTorch's answer
-    keep = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
+    # Drawn in float32 whatever x holds: bfloat16's 8 bits would bias the kept share.
+    keep = torch.rand_like(x, dtype=torch.float32).ge_(p).to(x.dtype).mul_(1.0 / (1.0 - p))
     return x * keep
 
 

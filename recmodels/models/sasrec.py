@@ -69,13 +69,14 @@ class TransformerBlock(nn.Module):
                 .view(batch, length, 2, self.n_heads, head_size).permute(2, 0, 3, 1, 4))
         # The queries of a sequence side by side, (batch, width): attention then reads each
         # sequence's keys in place. Empty slots hold a zero query that may attend to every
-        # key (no fully masked row, whose softmax would be NaN) and are never read.
+        # key it is allowed and are never read.
         slots, width = pack_queries(rows, batch)
-        q = x.new_zeros(batch, width, hidden)
-        q[rows, slots] = F.linear(selected, weight[:hidden], bias[:hidden])
+        selected_q = F.linear(selected, weight[:hidden], bias[:hidden])
+        q = selected_q.new_zeros(batch, width, hidden)  # autocast's dtype, where it is on
+        q[rows, slots] = selected_q
         allowed = None
         if causal:
-            reach = torch.full((batch, width), length - 1, device=x.device)
+            reach = positions.new_full((batch, width), length - 1)
             reach[rows, slots] = positions
             allowed = (torch.arange(length, device=x.device) <= reach[..., None])[:, None]
         if key_mask is not None:
