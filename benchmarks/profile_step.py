@@ -3,7 +3,8 @@
 Builds the backbone with an ID table on a data folder (Beauty by default), draws one
 epoch's batches as the trainer does, trains a few warm-up steps, then profiles ``--steps``
 more and prints the operators by self CPU time, the median step time, and the share of
-the step spent in matrix products (``mm``, ``addmm``, ``bmm`` and attention).
+the step spent in matrix products (``mm``, ``addmm``, ``bmm`` and attention), and in the
+item-logit products among them (those with a side as long as the catalogue).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/profile_step.py --backbone sasrec
     OMP_WAIT_POLICY=PASSIVE python benchmarks/profile_step.py --backbone sasrec \\
@@ -85,16 +86,20 @@ def main() -> None:
         first = [step(rows) for rows in timed]
         again = [step(rows) for rows in timed]
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
-    with profile(activities=activities) as profiler:
+    with profile(activities=activities, record_shapes=True) as profiler:
         seconds = [step(rows) for rows in timed]
     events = profiler.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMULS)
+    # The item-logit products (forward and both backward ones) have the catalogue as a side.
+    logits = sum(e.self_cpu_time_total for e in profiler.key_averages(group_by_input_shape=True)
+                 if e.key in MATMULS and any(data.n_items + 1 in shape
+                                             for shape in e.input_shapes if shape))
     print(events.table(sort_by="self_cpu_time_total", row_limit=15))
     print(f"{args.backbone} on {args.data.name}: {len(batches)} steps per epoch, median step "
           f"{statistics.median(seconds) * 1e3:.0f} ms over {len(timed)} profiled steps "
           f"({args.threads} threads); matrix products {100 * matmul / total:.0f} % of self CPU "
-          "time")
+          f"time, the item-logit products among them {100 * logits / total:.0f} %")
     if gpu:
         print(events.table(sort_by="self_device_time_total", row_limit=12))
         kernels = [e for e in profiler.events() if e.device_type.name == "CUDA"]
