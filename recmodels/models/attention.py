@@ -4,9 +4,9 @@ Two costs this module avoids. On the CPU, attention with dropout runs PyTorch's 
 whose mask comes from ``bernoulli_`` (see :mod:`.dropout`); :func:`attention` computes the
 same softmax itself there and drops weights with :func:`~.dropout.dropout`. And a layer that
 reads its outputs at a few positions per sequence (BERT4Rec's masked items, every model's
-last item at evaluation) used to copy each query's keys and values out of its sequence:
-:func:`pack_queries` places the queries of a sequence side by side instead, so attention
-runs per sequence against its keys where they lie.
+last item at evaluation) would copy each query's keys and values out of its sequence if it
+attended query by query: :func:`pack_queries` places the queries of a sequence side by
+side instead, so attention runs per sequence against its keys where they lie.
 """
 
 from __future__ import annotations
