@@ -73,12 +73,13 @@ def rank_targets(model: SequentialRecommender, data: SequenceData, split: str = 
     order = (torch.from_numpy(_length_order(batch.lengths)) if users is None
              else torch.as_tensor(np.asarray(users, dtype=np.int64)))
     ranks = torch.empty(order.numel(), dtype=torch.int64)
+    buffer = torch.empty(min(batch_size, order.numel()), model.n_items + 1, device=device)
     for start in range(0, order.numel(), batch_size):
         rows = order[start : start + batch_size]
         batch_targets = targets[rows].to(device)
         states = model.user_states(inputs[rows].to(device), lengths[rows].to(device), weights)
         with torch.autocast(device_type=device.type, enabled=False):
-            scores = model.score(states.float(), weights.float())
+            scores = model.score(states.float(), weights.float(), out=buffer[: rows.numel()])
         if mask_seen:
             mask_history(scores, history[rows].to(device), batch_targets)
         ranks[start : start + batch_size] = target_ranks(scores, batch_targets).cpu()

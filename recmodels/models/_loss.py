@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._blas import mm
+
 
 class _LinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``states @ weights[:n_classes].T (+ bias)``; blocked columns out."""
@@ -23,8 +25,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, states, weights, bias, targets, blocked, n_classes):
         candidates = weights[:n_classes]
-        logits = (torch.mm(states, candidates.T) if bias is None
-                  else torch.addmm(bias, states, candidates.T))
+        logits = mm(states, candidates.T)
+        if bias is not None:
+            logits.add_(bias)
         logits.index_fill_(1, blocked, float("-inf"))
         picked = logits.gather(1, targets[:, None]).squeeze(1)
         shift = logits.amax(dim=1)

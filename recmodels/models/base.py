@@ -15,6 +15,7 @@ from torch import nn
 from ..batching import causal_prefixes, causal_windows
 from ..data import SequenceData
 from ..item_table import ItemTable
+from ._blas import mm
 from ._loss import linear_cross_entropy
 
 CAUSAL_SEQUENCES = ("windows", "prefixes")
@@ -194,12 +195,22 @@ class SequentialRecommender(nn.Module):
         """
         return self.encode(items, weights)[rows, positions]
 
-    def score(self, states: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Logits over item indices ``0..n_items``; the padding item gets ``-inf``."""
-        logits = states @ weights[: self.n_items + 1].T
+    def score(self, states: torch.Tensor, weights: torch.Tensor, *,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits over item indices ``0..n_items``; the padding item gets ``-inf``.
+
+        ``out``, a ``(len(states), n_items + 1)`` buffer, takes the logits of 2-d ``states``
+        in place of a fresh tensor: evaluation reuses one across batches, because a fresh
+        buffer of that size costs a page fault every 4 KiB.
+        """
+        candidates = weights[: self.n_items + 1]
+        if states.dim() == 2:
+            logits = mm(states, candidates.T, out=out)
+        else:
+            logits = states @ candidates.T
         bias = self.logit_bias()
         if bias is not None:
-            logits = logits + bias
+            logits.add_(bias)
         logits[..., 0] = float("-inf")
         return logits
 
