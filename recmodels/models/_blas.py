@@ -57,10 +57,9 @@ class _RowSplitter:
         if self._libraries is None:
             from threadpoolctl import ThreadpoolController
 
-            # torch links MKL statically, out of threadpoolctl's sight: what it finds here
-            # is NumPy's (and SciPy's) OpenBLAS.
-            self._libraries = ThreadpoolController().select(
-                internal_api="openblas").lib_controllers
+            # NumPy's BLAS (OpenBLAS in its wheels, MKL in some builds) and SciPy's; the
+            # pip torch wheels link MKL statically, out of threadpoolctl's sight.
+            self._libraries = ThreadpoolController().select(user_api="blas").lib_controllers
         # One BLAS thread for these calls only; the rest of the process keeps its setting.
         before = [library.num_threads for library in self._libraries]
         for library in self._libraries:
