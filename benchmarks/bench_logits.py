@@ -54,7 +54,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=12_102)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch's threads, and so the number of row blocks (default: "
+                             "torch's own default)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{args.threads} thread(s); recmodels' CPU logits backend: {cpu_backend()}; "

@@ -73,7 +73,8 @@ def rank_targets(model: SequentialRecommender, data: SequenceData, split: str = 
     order = (torch.from_numpy(_length_order(batch.lengths)) if users is None
              else torch.as_tensor(np.asarray(users, dtype=np.int64)))
     ranks = torch.empty(order.numel(), dtype=torch.int64)
-    buffer = torch.empty(min(batch_size, order.numel()), model.n_items + 1, device=device)
+    buffer = torch.empty(min(batch_size, order.numel()), model.n_items + 1,
+                         dtype=torch.float32, device=device)
     for start in range(0, order.numel(), batch_size):
         rows = order[start : start + batch_size]
         batch_targets = targets[rows].to(device)

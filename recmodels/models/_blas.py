@@ -8,15 +8,16 @@ GFLOP/s), while NumPy's OpenBLAS, called in row blocks, reaches 118-158;
 (long inner dimension) run equally fast in both and stay with torch.
 
 Which library multiplies is a fixed choice, never a timing race, so that a seed gives the
-same run in every process; the two differ only by float rounding. Set the environment
-variable ``RECMODELS_CPU_LOGITS=torch`` (before import) to keep torch's BLAS, e.g. on a
-machine where ``bench_logits.py`` shows it the faster. On other devices, for other dtypes
-and for products autograd would record, :func:`torch.mm` runs as before.
+same run in every process at the same thread count; the two differ only by float rounding.
+Set the environment variable ``RECMODELS_CPU_LOGITS=torch`` (before import) to keep torch's
+BLAS, e.g. on a machine where ``bench_logits.py`` shows it the faster. On other devices,
+for other dtypes and for products autograd would record, :func:`torch.mm` runs as before.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -49,33 +50,37 @@ class _RowSplitter:
         os.register_at_fork(after_in_child=self._forget)
 
     def _forget(self) -> None:
+        # One product at a time: the BLAS thread count is process-wide, and so is the pool.
+        self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._size = 0
         self._libraries: list | None = None
 
     def dot(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-        if self._libraries is None:
-            from threadpoolctl import ThreadpoolController
+        with self._lock:
+            if self._libraries is None:
+                from threadpoolctl import ThreadpoolController
 
-            # NumPy's BLAS (OpenBLAS in its wheels, MKL in some builds) and SciPy's; the
-            # pip torch wheels link MKL statically, out of threadpoolctl's sight.
-            self._libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-        # One BLAS thread for these calls only; the rest of the process keeps its setting.
-        before = [library.num_threads for library in self._libraries]
-        for library in self._libraries:
-            library.set_num_threads(1)
-        try:
-            self._split(a, b, out)
-        finally:
-            for library, threads in zip(self._libraries, before):
-                library.set_num_threads(threads)
+                # NumPy's BLAS (OpenBLAS in its wheels, MKL in some builds) and SciPy's;
+                # the pip torch wheels link MKL statically, out of threadpoolctl's sight.
+                self._libraries = ThreadpoolController().select(
+                    user_api="blas").lib_controllers
+            # One BLAS thread while the blocks run; the previous count comes back after.
+            before = [library.num_threads for library in self._libraries]
+            for library in self._libraries:
+                library.set_num_threads(1)
+            try:
+                self._split(a, b, out)
+            finally:
+                for library, threads in zip(self._libraries, before):
+                    library.set_num_threads(threads)
 
     def _split(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         parts = min(torch.get_num_threads(), a.shape[0])
         if parts <= 1 or 2 * a.shape[0] * a.shape[1] * b.shape[1] < _SMALL_FLOPS:
             np.dot(a, b, out=out)
             return
-        if self._size != parts - 1:
+        if self._size < parts - 1:  # grown, never shrunk: idle threads cost nothing
             if self._pool is not None:
                 self._pool.shutdown()
             self._pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="recmodels-blas")
@@ -83,9 +88,11 @@ class _RowSplitter:
         cuts = [a.shape[0] * i // parts for i in range(parts + 1)]
         pending = [self._pool.submit(np.dot, a[lo:hi], b, out[lo:hi])
                    for lo, hi in zip(cuts[1:-1], cuts[2:])]
-        np.dot(a[: cuts[1]], b, out=out[: cuts[1]])
-        for job in pending:
-            job.result()
+        try:
+            np.dot(a[: cuts[1]], b, out=out[: cuts[1]])
+        finally:  # no block may still write into ``out`` once this returns
+            for job in pending:
+                job.result()
 
 
 _SPLITTER = _RowSplitter()
@@ -93,15 +100,17 @@ _SPLITTER = _RowSplitter()
 
 def _numpy_ok(*tensors: torch.Tensor) -> bool:
     return _BACKEND == "numpy" and all(
-        t.device.type == "cpu" and t.dtype == torch.float32 and t.dim() == 2
-        and not (t.requires_grad and torch.is_grad_enabled()) for t in tensors)
+        t.device.type == "cpu" and t.layout == torch.strided and t.dtype == torch.float32
+        and t.dim() == 2 and not (t.requires_grad and torch.is_grad_enabled())
+        for t in tensors)
 
 
 def mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """``a @ b`` for 2-d tensors; float32 CPU operands multiply in NumPy's BLAS.
 
     Transposed views pass to BLAS as such, without a copy. ``out``, when given, must be a
-    C-contiguous ``(a.shape[0], b.shape[1])`` tensor of the result's dtype.
+    ``(a.shape[0], b.shape[1])`` tensor of the result's dtype that overlaps neither operand.
+    Safe to call from several Python threads: their products run one at a time.
 
     Examples
     --------

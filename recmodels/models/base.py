@@ -199,18 +199,22 @@ class SequentialRecommender(nn.Module):
               out: torch.Tensor | None = None) -> torch.Tensor:
         """Logits over item indices ``0..n_items``; the padding item gets ``-inf``.
 
-        ``out``, a ``(len(states), n_items + 1)`` buffer, takes the logits of 2-d ``states``
-        in place of a fresh tensor: evaluation reuses one across batches, because a fresh
-        buffer of that size costs a page fault every 4 KiB.
+        ``out``, a ``(len(states), n_items + 1)`` buffer for 2-d ``states`` outside autograd,
+        takes the logits in place of a fresh tensor: evaluation reuses one across batches,
+        because a fresh buffer of that size costs a page fault every 4 KiB.
         """
         candidates = weights[: self.n_items + 1]
-        if states.dim() == 2:
-            logits = mm(states, candidates.T, out=out)
-        else:
-            logits = states @ candidates.T
         bias = self.logit_bias()
-        if bias is not None:
-            logits.add_(bias)
+        if out is None:
+            logits = mm(states, candidates.T) if states.dim() == 2 else states @ candidates.T
+            logits = logits if bias is None else logits + bias
+        else:
+            if states.dim() != 2:
+                raise ValueError(f"score(out=...) takes 2-d states; got shape "
+                                 f"{tuple(states.shape)}. Leave out out= for batched states.")
+            logits = mm(states, candidates.T, out=out)
+            if bias is not None:
+                logits.add_(bias)
         logits[..., 0] = float("-inf")
         return logits
 
