@@ -55,23 +55,6 @@ def test_bench_loss_prints_all_three_rows_against_the_floor():
     assert float(ratios["floor: the three matmuls"]) == 1.0
 
 
-def test_bench_logits_prints_both_paths_for_every_product():
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_logits.py"), "--rows", "16,32", "--items",
-         "300", "--hidden", "8", "--repeats", "2", "--threads", "1"],
-        capture_output=True, text=True, check=True, timeout=120,
-    )
-    rows = re.findall(r"^(\S.*?)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)x  (.*)$",
-                      result.stdout, flags=re.M)
-    names = [row[0] for row in rows]
-    # three products at each row count, the square reference once
-    assert len(names) == 7 and len(set(names)) == 7 and "square 1024" in names
-    used = {row[0]: row[4].strip() for row in rows}
-    assert used["logits 16x8 @ 8x300"] == "mm"
-    assert used["table's gradient 300x32 @ 32x8"] == "torch.mm"
-    assert all(float(rate) > 0 for row in rows for rate in row[1:4])
-
-
 def _bench_train():
     if str(BENCHMARKS) not in sys.path:  # as when it runs as a script: its helpers beside it
         sys.path.insert(0, str(BENCHMARKS))

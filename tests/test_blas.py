@@ -3,7 +3,9 @@
 import os
 import subprocess
 import sys
+import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from recmodels.evaluation import rank_targets
 from recmodels.models import _blas
 from recmodels.models._blas import cpu_backend, mm
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 numpy_backend = pytest.mark.skipif(cpu_backend() != "numpy",
                                    reason="RECMODELS_CPU_LOGITS=torch in this environment")
 
@@ -192,3 +195,20 @@ def test_unknown_backend_is_a_clear_error():
 def test_default_backend_is_numpy_unless_set():
     expected = os.environ.get("RECMODELS_CPU_LOGITS", "numpy")
     assert cpu_backend() == expected
+
+
+def test_bench_logits_prints_both_paths_for_every_product():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_logits.py"), "--rows", "16,32", "--items",
+         "300", "--hidden", "8", "--repeats", "2", "--threads", "1"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    rows = re.findall(r"^(\S.*?)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)x  (.*)$",
+                      result.stdout, flags=re.M)
+    names = [row[0] for row in rows]
+    # three products at each row count, the square reference once
+    assert len(names) == 7 and len(set(names)) == 7 and "square 1024" in names
+    used = {row[0]: row[4].strip() for row in rows}
+    assert used["logits 16x8 @ 8x300"] == "mm"
+    assert used["table's gradient 300x32 @ 32x8"] == "torch.mm"
+    assert all(float(rate) > 0 for row in rows for rate in row[1:4])
