@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..item_table import ItemTable, rng_kept
+from ._gru import GRU
 from .base import SequentialRecommender
 
 
@@ -99,7 +100,7 @@ class GRU4Rec(SequentialRecommender):
         self.output_init = output_init
         self.dropout = nn.Dropout(dropout)
         with rng_kept():
-            self.gru = nn.GRU(self.hidden_size, gru_hidden_size, n_layers, batch_first=True,
+            self.gru = GRU(self.hidden_size, gru_hidden_size, n_layers, batch_first=True,
                               bias=False)
             self.out = nn.Linear(gru_hidden_size, self.hidden_size)
         self._reset_backbone_parameters()
