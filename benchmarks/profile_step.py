@@ -32,6 +32,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from recmodels import TrainableTable, Trainer, build_sequences, load_folder  # noqa: E402
 from recmodels.models import BACKBONES  # noqa: E402
+from recmodels.models._threads import training_step_threads  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beauty"
 # The host's waits for the GPU inside a step: `int()`, `.item()`, `nonzero` and boolean
@@ -69,11 +70,13 @@ def main() -> None:
     def step(rows) -> float:
         start = time.perf_counter()
         items, targets = model.training_batch(windows[rows].to(args.device), generator)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=gpu):
-            loss = model.loss(items, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        # threads as the Trainer's step sets them
+        with training_step_threads(args.device, items.numel() * model.hidden_size):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=gpu):
+                loss = model.loss(items, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         if gpu:
             torch.cuda.synchronize()
         return time.perf_counter() - start

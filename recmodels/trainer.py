@@ -19,6 +19,7 @@ from .data import SequenceData
 from .errors import CheckpointMismatchError, TrainingDivergedError
 from .evaluation import mean_metrics
 from .metrics import DEFAULT_KS
+from .models._threads import training_step_threads
 from .models.base import SequentialRecommender
 from .provenance import fingerprint, module_settings, sequence_digest, settings_diff, state_digest
 
@@ -251,11 +252,13 @@ class Trainer:
         for rows in distributed.shard_batches(self._epoch_batches(windows, generator)):
             batch = windows[rows].to(self.device)
             items, targets = self.model.training_batch(batch, generator)
-            with self._autocast():
-                loss = train_loss(items, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            work = items.numel() * self.model.hidden_size  # thin steps run on one thread
+            with training_step_threads(self.device, work):
+                with self._autocast():
+                    loss = train_loss(items, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
             total += loss.detach()
             steps += 1
         # The mean over ranks: a divergence on one rank stops every rank alike.

@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from ._blas import mm
+from ._threads import all_threads
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``states @ weights[:n_classes].T (+ bias)``; blocked columns out."""
 
     @staticmethod
+    @all_threads()  # the step's large operators: see recmodels.models._threads
     def forward(ctx, states, weights, bias, targets, blocked, n_classes):
         candidates = weights[:n_classes]
         logits = mm(states, candidates.T)
@@ -38,6 +40,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return (shift + normaliser.log() - picked).mean()
 
     @staticmethod
+    @all_threads()
     def backward(ctx, grad_output):
         states, weights, grad_logits, normaliser, targets = ctx.saved_tensors
         n_classes = ctx.n_classes
