@@ -112,6 +112,8 @@ def test_other_settings_run_nn_gru_itself(monkeypatch):
              (dict(batch_first=True, bias=False, num_layers=2, dropout=0.5), torch.float32,
               None),
              (dict(batch_first=True, bias=False), torch.float32, torch.zeros(1, 2, 3))]
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(2, 3, 4), [3, 2],
+                                                     batch_first=True)
     monkeypatch.setattr(_gru._GRULayer, "apply", None)  # must not be reached
     for settings, dtype, initial in cases:
         reference, gru = twins(4, 3, **settings)
@@ -121,6 +123,9 @@ def test_other_settings_run_nn_gru_itself(monkeypatch):
         got, expected = gru(inputs, initial), reference(inputs, initial)
         for mine, theirs in zip(got, expected):
             torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    reference, gru = twins(4, 3, batch_first=True, bias=False)
+    assert not runs_here(gru, packed)
+    torch.testing.assert_close(gru(packed)[0].data, reference(packed)[0].data, rtol=0, atol=0)
 
 
 def test_backends_train_the_same_gru4rec_up_to_rounding():

@@ -144,7 +144,8 @@ class _GRULayer(torch.autograd.Function):
 
 def runs_here(gru: nn.GRU, inputs: torch.Tensor) -> bool:
     """Whether :class:`GRU` runs ``gru(inputs)`` itself (CPU float32, no bias, batch first)."""
-    return (_BACKEND == "recmodels" and inputs.device.type == "cpu" and inputs.dim() == 3
+    return (_BACKEND == "recmodels" and isinstance(inputs, torch.Tensor)
+            and inputs.device.type == "cpu" and inputs.dim() == 3
             and inputs.dtype == torch.float32 and gru.batch_first and not gru.bias
             and not gru.bidirectional and gru.proj_size == 0
             and (gru.num_layers == 1 or gru.dropout == 0.0)
