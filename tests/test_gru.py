@@ -18,12 +18,12 @@ ours = pytest.mark.skipif(cpu_backend() != "recmodels",
                           reason="RECMODELS_CPU_GRU=torch in this environment")
 
 
-def outputs_and_gradients(gru, inputs, grad_out):
-    inputs = inputs.clone().requires_grad_()
+def outputs_and_gradients(gru, inputs, grad_out, grad_last, inputs_grad=True):
+    inputs = inputs.clone().requires_grad_(inputs_grad)
     gru.zero_grad()
     states, last = gru(inputs)
-    (states * grad_out).sum().backward()
-    return ([states.detach(), last.detach(), inputs.grad]
+    ((states * grad_out).sum() + (last * grad_last).sum()).backward()
+    return ([states.detach(), last.detach()] + ([inputs.grad] if inputs_grad else [])
             + [p.grad.clone() for p in gru.parameters()])
 
 
@@ -39,7 +39,10 @@ def twins(*args, **kwargs):
 @pytest.mark.parametrize("batch, steps, layers", [(1, 1, 1), (3, 7, 1), (200, 4, 1),
                                                   (5, 9, 2)])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_outputs_and_gradients_equal_nn_gru(batch, steps, layers, threads):
+@pytest.mark.parametrize("loop", ["one thread", "all threads"])
+def test_outputs_and_gradients_equal_nn_gru(batch, steps, layers, threads, loop, monkeypatch):
+    if loop == "all threads":  # every batch counts as wide: the steps keep the threads
+        monkeypatch.setattr(_gru, "ONE_THREAD_ELEMENTS", 0)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -48,14 +51,36 @@ def test_outputs_and_gradients_equal_nn_gru(batch, steps, layers, threads):
         reference, gru = twins(6, 5, layers, batch_first=True, bias=False)
         inputs = torch.randn(batch, steps, 6, generator=generator)
         grad_out = torch.randn(batch, steps, 5, generator=generator)
+        grad_last = torch.randn(layers, batch, 5, generator=generator)
         assert runs_here(gru, inputs)
-        expected = outputs_and_gradients(reference, inputs, grad_out)
-        got = outputs_and_gradients(gru, inputs, grad_out)
+        expected = outputs_and_gradients(reference, inputs, grad_out, grad_last)
+        got = outputs_and_gradients(gru, inputs, grad_out, grad_last)
     finally:
         torch.set_num_threads(previous)
     assert len(got) == 3 + 2 * layers
     for mine, reference in zip(got, expected):
         torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-5)
+
+
+@ours
+def test_weight_gradients_without_input_gradients_and_in_place_outputs():
+    # A frozen item table: the first layer's input needs no gradient, its weights do.
+    torch.manual_seed(0)
+    reference, gru = twins(6, 5, 2, batch_first=True, bias=False)
+    inputs, grad_out = torch.randn(4, 6, 6), torch.randn(4, 6, 5)
+    grad_last = torch.randn(2, 4, 5)
+    expected = outputs_and_gradients(reference, inputs, grad_out, grad_last, False)
+    got = outputs_and_gradients(gru, inputs, grad_out, grad_last, False)
+    assert len(got) == 2 + 4
+    for mine, theirs in zip(got, expected):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
+    # The output may be changed in place before the backward, as nn.GRU's may.
+    for module in (reference, gru):
+        module.zero_grad()
+        states, _ = module(inputs)
+        states.mul_(2.0).sum().backward()
+    for mine, theirs in zip(gru.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-5, atol=1e-5)
 
 
 @ours
@@ -91,6 +116,20 @@ def test_thread_count_is_restored_and_thin_batches_step_on_one(monkeypatch, batc
 
 
 @ours
+def test_thread_count_comes_back_after_an_error_in_the_steps(monkeypatch):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(torch, "lerp", lambda *a, **k: (_ for _ in ()).throw(
+            RuntimeError("boom")))
+        with pytest.raises(RuntimeError, match="boom"):
+            GRU(4, 8, batch_first=True, bias=False)(torch.randn(2, 3, 4))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
+@ours
 def test_no_grad_forward_equals_the_recorded_one():
     torch.manual_seed(0)
     gru = GRU(4, 3, 2, batch_first=True, bias=False)
@@ -109,8 +148,6 @@ def test_other_settings_run_nn_gru_itself(monkeypatch):
     cases = [(dict(batch_first=True, bias=True), torch.float32, None),
              (dict(batch_first=False, bias=False), torch.float32, None),
              (dict(batch_first=True, bias=False), torch.float64, None),
-             (dict(batch_first=True, bias=False, num_layers=2, dropout=0.5), torch.float32,
-              None),
              (dict(batch_first=True, bias=False), torch.float32, torch.zeros(1, 2, 3))]
     packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(2, 3, 4), [3, 2],
                                                      batch_first=True)
@@ -123,6 +160,20 @@ def test_other_settings_run_nn_gru_itself(monkeypatch):
         got, expected = gru(inputs, initial), reference(inputs, initial)
         for mine, theirs in zip(got, expected):
             torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    # Dropout between layers: nn.GRU's while training (same random draws), ours in eval.
+    reference, gru = twins(4, 3, 2, batch_first=True, bias=False, dropout=0.5)
+    inputs = torch.randn(2, 3, 4)
+    assert not runs_here(gru, inputs)
+    torch.manual_seed(1)
+    got = gru(inputs)[0]
+    torch.manual_seed(1)
+    torch.testing.assert_close(got, reference(inputs)[0], rtol=0, atol=0)
+    assert runs_here(gru.eval(), inputs)
+    monkeypatch.undo()
+    torch.testing.assert_close(gru(inputs)[0], reference.eval()(inputs)[0], rtol=1e-5,
+                               atol=1e-6)
+    empty = torch.randn(0, 3, 4)  # no rows: nn.GRU's empty outputs
+    assert not runs_here(gru, empty) and gru(empty)[0].shape == (0, 3, 3)
     reference, gru = twins(4, 3, batch_first=True, bias=False)
     assert not runs_here(gru, packed)
     torch.testing.assert_close(gru(packed)[0].data, reference(packed)[0].data, rtol=0, atol=0)

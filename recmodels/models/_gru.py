@@ -25,6 +25,8 @@ import os
 import torch
 from torch import nn
 
+from ._threads import SETTABLE
+
 BACKENDS = ("recmodels", "torch")
 _BACKEND = os.environ.get("RECMODELS_CPU_GRU", "recmodels")
 if _BACKEND not in BACKENDS:
@@ -47,7 +49,7 @@ class _StepThreads:
     """Runs a loop of small steps on one intra-op thread; the count comes back after."""
 
     def __init__(self, rows: int, hidden: int) -> None:
-        self.one = rows * 3 * hidden <= ONE_THREAD_ELEMENTS
+        self.one = SETTABLE and rows * 3 * hidden <= ONE_THREAD_ELEMENTS
         self.before = torch.get_num_threads()
 
     def __enter__(self) -> None:
@@ -95,9 +97,11 @@ class _GRULayer(torch.autograd.Function):
     def forward(ctx, inputs, weight_ih, weight_hh):
         states, kept = _forward(inputs, weight_ih, weight_hh, keep=True)
         ctx.save_for_backward(weight_ih, weight_hh, states, *kept)
-        return states.transpose(0, 1)
+        # A copy, not a view of a saved tensor: callers may change it in place, as nn.GRU's.
+        return states.transpose(0, 1).contiguous()
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_states):
         weight_ih, weight_hh, states, time_major, reset_update, candidate, recurrent_new = (
             ctx.saved_tensors)
@@ -148,8 +152,8 @@ def runs_here(gru: nn.GRU, inputs: torch.Tensor) -> bool:
             and inputs.device.type == "cpu" and inputs.dim() == 3
             and inputs.dtype == torch.float32 and gru.batch_first and not gru.bias
             and not gru.bidirectional and gru.proj_size == 0
-            and (gru.num_layers == 1 or gru.dropout == 0.0)
-            and not torch.is_autocast_enabled("cpu") and inputs.shape[1] > 0
+            and (gru.num_layers == 1 or gru.dropout == 0.0 or not gru.training)
+            and not torch.is_autocast_enabled("cpu") and min(inputs.shape[:2]) > 0
             and all(p.dtype == torch.float32 for p in gru.parameters()))
 
 
@@ -177,6 +181,7 @@ class GRU(nn.GRU):
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None):
         if hx is not None or not runs_here(self, input):
             return super().forward(input, hx)
+        self.check_input(input, None)  # nn.GRU's errors for a wrong input size
         states, last = input, []
         for layer in range(self.num_layers):
             weight_ih = getattr(self, f"weight_ih_l{layer}")

@@ -35,7 +35,11 @@ if _MODE not in MODES:
                      "or 'all' (every operator on all threads).")
 # A step whose input has at most this many padded tokens x hidden width runs on one thread.
 ONE_THREAD_WORK = 2**18
-# torch's thread count is per OS thread; so is the count to give back.
+# Only an OpenMP intra-op pool takes a new count at every call; torch's native pool warns
+# and keeps its size once started, so there the split is off.
+SETTABLE = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+# With OpenMP the count is per OS thread (a Python thread that makes its first torch call
+# while another is inside a thin step starts at one); so is the count to give back.
 _step = threading.local()
 
 
@@ -68,7 +72,7 @@ def training_step_threads(device: torch.device | str, work: int) -> Iterator[Non
     True
     """
     full = torch.get_num_threads()
-    if (_MODE != "split" or torch.device(device).type != "cpu" or full <= 1
+    if (_MODE != "split" or not SETTABLE or torch.device(device).type != "cpu" or full <= 1
             or work > ONE_THREAD_WORK):
         yield
         return
