@@ -155,3 +155,46 @@ def test_states_at_selected_positions_equal_the_full_encoding(backbone):
     for rows, positions in (sparse, dense):  # the transformers take two paths for these
         torch.testing.assert_close(model.encode_at(items, weights, rows, positions),
                                    full[rows, positions], rtol=1e-5, atol=1e-6)
+
+
+def _grads(rows, seed, fused=True):
+    generator = torch.Generator().manual_seed(seed)
+    states = torch.randn(rows, HIDDEN, generator=generator, requires_grad=True)
+    weights = torch.randn(N_ITEMS, HIDDEN, generator=generator, requires_grad=True)
+    targets = torch.randint(1, N_ITEMS, (rows,), generator=generator)
+    run = linear_cross_entropy if fused else (
+        lambda *a, **k: _plain(*a, k["n_classes"], k["blocked"], None))
+    loss = run(states, weights, targets, n_classes=N_ITEMS, blocked=torch.tensor([0]))
+    return loss, states, weights
+
+
+def test_logits_array_is_reused_across_steps_and_never_shared(monkeypatch):
+    from recmodels.models import _loss
+
+    monkeypatch.setattr(_loss._SPARE, "_spare", None)  # whatever earlier tests left
+
+    # Steps of varying size: each uses the one spare array (the largest so far), and its
+    # gradients equal the plain computation's.
+    pointers = []
+    for step, rows in enumerate([30, 12, 30, 7, 45, 45]):
+        loss, states, weights = _grads(rows, step)
+        assert step == 0 or _loss._SPARE._spare is None  # lent to this step's forward
+        loss.backward()
+        pointers.append(_loss._SPARE._spare.data_ptr())  # given back by its backward
+        plain, plain_states, plain_weights = _grads(rows, step, fused=False)
+        plain.backward()
+        torch.testing.assert_close(loss, plain)
+        torch.testing.assert_close(states.grad, plain_states.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(weights.grad, plain_weights.grad, rtol=1e-5, atol=1e-6)
+    # one array while it is large enough, a larger one from the first step that needs it
+    assert len(set(pointers[:4])) == 1 and len(set(pointers[4:])) == 1
+    assert pointers[4] != pointers[0] and _loss._SPARE._spare.numel() == 45 * N_ITEMS
+    # Two losses before either backward: the second gets its own array, both stay right.
+    first, states_a, weights_a = _grads(20, 10)
+    second, states_b, weights_b = _grads(20, 11)
+    (first + second).backward()
+    for seed, states, weights in ((10, states_a, weights_a), (11, states_b, weights_b)):
+        plain, plain_states, plain_weights = _grads(20, seed, fused=False)
+        plain.backward()
+        torch.testing.assert_close(states.grad, plain_states.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(weights.grad, plain_weights.grad, rtol=1e-5, atol=1e-6)

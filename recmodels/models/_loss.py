@@ -13,11 +13,44 @@ does the same arithmetic in one autograd node: the forward turns the logits into
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 
 from ._blas import mm
 from ._threads import all_threads
+
+
+class _SpareLogits:
+    """One float32 CPU array for the logits, lent to a forward and given back by its backward.
+
+    A fresh ``(targets, items)`` array each step (about 12 MB on Beauty) comes from new
+    pages that the kernel must fault in and zero; reused, a GRU4Rec step's loss forward took
+    8.3 ms instead of 9.2 (``benchmarks/bench_train.py``, see docs/results.md). While the
+    array is out (a second loss before the first one's backward, or a forward that is never
+    backpropagated) a forward takes a new one, as before.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spare: torch.Tensor | None = None
+
+    def take(self, rows: int, columns: int) -> torch.Tensor:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is None or spare.numel() < rows * columns:
+            spare = torch.empty(rows * columns, dtype=torch.float32)
+        return spare[: rows * columns].view(rows, columns)
+
+    def give_back(self, logits: torch.Tensor) -> None:
+        flat = logits if logits._base is None else logits._base
+        with self._lock:
+            if self._spare is None or self._spare.numel() < flat.numel():
+                self._spare = flat
+
+
+_SPARE = _SpareLogits()
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -27,7 +60,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @all_threads()  # the step's large operators: see recmodels.models._threads
     def forward(ctx, states, weights, bias, targets, blocked, n_classes):
         candidates = weights[:n_classes]
-        logits = mm(states, candidates.T)
+        cpu = states.device.type == "cpu"
+        out = _SPARE.take(states.shape[0], n_classes) if cpu else None
+        logits = mm(states, candidates.T, out=out)
         if bias is not None:
             logits.add_(bias)
         logits.index_fill_(1, blocked, float("-inf"))
@@ -36,7 +71,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         unnormalised = logits.sub_(shift[:, None]).exp_()  # the logits' buffer from here on
         normaliser = unnormalised.sum(dim=1)
         ctx.save_for_backward(states, weights, unnormalised, normaliser, targets)
-        ctx.n_classes, ctx.has_bias = n_classes, bias is not None
+        ctx.n_classes, ctx.has_bias, ctx.spare = n_classes, bias is not None, cpu
         return (shift + normaliser.log() - picked).mean()
 
     @staticmethod
@@ -57,6 +92,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad_weights[n_classes:] = 0.0
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad_logits.sum(dim=0).mul_(scale)
+        if ctx.spare:  # read for the last time above
+            _SPARE.give_back(grad_logits)
         return grad_states, grad_weights, grad_bias, None, None, None
 
 
