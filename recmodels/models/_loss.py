@@ -27,7 +27,7 @@ class _SpareLogits:
 
     A fresh ``(targets, items)`` array each step (about 12 MB on Beauty) comes from new
     pages that the kernel must fault in and zero; reused, a GRU4Rec step's loss forward took
-    8.3 ms instead of 9.2 (``benchmarks/bench_train.py``, see docs/results.md). While the
+    8.1-8.4 ms instead of 8.6-9.3 over a whole epoch (docs/results.md). While the
     array is out (a second loss before the first one's backward, or a forward that is never
     backpropagated) a forward takes a new one, as before.
     """
