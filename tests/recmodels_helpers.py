@@ -1,7 +1,38 @@
-"""Small synthetic interaction logs for the recmodels tests."""
+"""Small synthetic interaction logs for the recmodels tests, and a subprocess runner."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_with_env(variable: str, value: str, script: str = "import recmodels"):
+    """``python -c script`` in the repository root with one environment variable set."""
+    env = dict(os.environ, **{variable: value})
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, cwd=ROOT)
+
+
+def stdout_under_each(variable: str, values, script: str) -> dict:
+    """Each value's stdout words of ``script`` (which must succeed), keyed by the value."""
+    words = {}
+    for value in values:
+        done = run_with_env(variable, value, script)
+        assert done.returncode == 0, done.stderr
+        words[value] = done.stdout.split()
+    return words
+
+
+def assert_clear_env_error(variable: str, bad: str, allowed: str) -> None:
+    """``import recmodels`` fails, naming the variable, its bad value and an allowed one."""
+    done = run_with_env(variable, bad)
+    assert done.returncode != 0
+    assert f"{variable}={bad!r}" in done.stderr and repr(allowed) in done.stderr
 
 
 def synthetic_log(n_users=40, n_items=25, seed=0, min_len=5, max_len=14):

@@ -17,6 +17,7 @@ from recmodels.datasets import make_interactions
 from recmodels.evaluation import rank_targets
 from recmodels.models import _blas
 from recmodels.models._blas import cpu_backend, mm
+from recmodels_helpers import assert_clear_env_error, stdout_under_each
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 numpy_backend = pytest.mark.skipif(cpu_backend() != "numpy",
@@ -172,24 +173,15 @@ def test_backends_train_the_same_model_up_to_rounding(tmp_path):
         "    optimizer.step()\n"
         "from recmodels.models._blas import _SPLITTER\n"
         "print(cpu_backend(), repr(float(loss)), _SPLITTER._pool is not None)\n")
-    losses = {}
-    for backend in ("numpy", "torch"):
-        env = dict(os.environ, RECMODELS_CPU_LOGITS=backend)
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                              text=True, check=True)
-        name, value, split = done.stdout.split()
-        losses[name] = float(value)
+    words = stdout_under_each("RECMODELS_CPU_LOGITS", ("numpy", "torch"), script)
+    for backend, (name, _, split) in words.items():
+        assert name == backend
         assert split == str(backend == "numpy")  # 192 targets x 2001 items: row blocks
-    assert set(losses) == {"numpy", "torch"}
-    assert np.isclose(losses["numpy"], losses["torch"], rtol=1e-4)
+    assert np.isclose(float(words["numpy"][1]), float(words["torch"][1]), rtol=1e-4)
 
 
 def test_unknown_backend_is_a_clear_error():
-    env = dict(os.environ, RECMODELS_CPU_LOGITS="mkl")
-    done = subprocess.run([sys.executable, "-c", "import recmodels"], env=env,
-                          capture_output=True, text=True)
-    assert done.returncode != 0
-    assert "RECMODELS_CPU_LOGITS='mkl'" in done.stderr and "'numpy'" in done.stderr
+    assert_clear_env_error("RECMODELS_CPU_LOGITS", "mkl", "numpy")
 
 
 def test_default_backend_is_numpy_unless_set():

@@ -1,6 +1,5 @@
 """The CPU GRU recurrence: nn.GRU's outputs and gradients, threads restored, clear fallbacks."""
 
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import torch
 from recmodels import GRU4Rec, TrainableTable
 from recmodels.models import _gru
 from recmodels.models._gru import GRU, ONE_THREAD_ELEMENTS, cpu_backend, runs_here
+from recmodels_helpers import assert_clear_env_error, stdout_under_each
 
 ours = pytest.mark.skipif(cpu_backend() != "recmodels",
                           reason="RECMODELS_CPU_GRU=torch in this environment")
@@ -193,15 +193,9 @@ def test_backends_train_the_same_gru4rec_up_to_rounding():
         "    optimizer.zero_grad(); loss = model.loss(items, targets); loss.backward()\n"
         "    optimizer.step()\n"
         "print(cpu_backend(), repr(float(loss)))\n")
-    losses = {}
-    for backend in ("recmodels", "torch"):
-        env = dict(os.environ, RECMODELS_CPU_GRU=backend)
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                              text=True, check=True)
-        name, value = done.stdout.split()
-        losses[name] = float(value)
-    assert set(losses) == {"recmodels", "torch"}
-    assert np.isclose(losses["recmodels"], losses["torch"], rtol=1e-4)
+    words = stdout_under_each("RECMODELS_CPU_GRU", ("recmodels", "torch"), script)
+    assert [name for name, _ in words.values()] == ["recmodels", "torch"]
+    assert np.isclose(float(words["recmodels"][1]), float(words["torch"][1]), rtol=1e-4)
 
 
 def test_gru4rec_prefix_groups_use_the_same_recurrence():
@@ -219,11 +213,7 @@ def test_gru4rec_prefix_groups_use_the_same_recurrence():
 
 
 def test_unknown_backend_is_a_clear_error():
-    env = dict(os.environ, RECMODELS_CPU_GRU="cudnn")
-    done = subprocess.run([sys.executable, "-c", "import recmodels"], env=env,
-                          capture_output=True, text=True)
-    assert done.returncode != 0
-    assert "RECMODELS_CPU_GRU='cudnn'" in done.stderr and "'torch'" in done.stderr
+    assert_clear_env_error("RECMODELS_CPU_GRU", "cudnn", "torch")
 
 
 def test_bench_gru_prints_both_sides_for_every_shape():

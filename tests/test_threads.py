@@ -1,8 +1,5 @@
 """A CPU training step's threads: small operators on one, the item-logit loss on all."""
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +10,7 @@ from recmodels.models import _loss
 from recmodels.models._loss import linear_cross_entropy
 from recmodels.models._threads import (
     ONE_THREAD_WORK, all_threads, cpu_threads_mode, training_step_threads)
-from recmodels_helpers import synthetic_log
+from recmodels_helpers import assert_clear_env_error, stdout_under_each, synthetic_log
 
 split = pytest.mark.skipif(cpu_threads_mode() != "split",
                            reason="RECMODELS_CPU_THREADS=all in this environment")
@@ -103,21 +100,10 @@ def test_modes_train_the_same_model_up_to_rounding():
         "model = SASRec(TrainableTable(data.n_items, 16), max_len=8, inner_size=16)\n"
         "run = Trainer(model, data, max_epochs=3, batch_size=32, lr=5e-3, verbose=False).fit()\n"
         "print(cpu_threads_mode(), repr(run.history[-1]['loss']))\n")
-    losses = {}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for mode in ("split", "all"):
-        env = dict(os.environ, RECMODELS_CPU_THREADS=mode)
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                              text=True, check=True, cwd=root)
-        name, value = done.stdout.split()
-        losses[name] = float(value)
-    assert set(losses) == {"split", "all"}
-    assert np.isclose(losses["split"], losses["all"], rtol=1e-4)
+    words = stdout_under_each("RECMODELS_CPU_THREADS", ("split", "all"), script)
+    assert [name for name, _ in words.values()] == ["split", "all"]
+    assert np.isclose(float(words["split"][1]), float(words["all"][1]), rtol=1e-4)
 
 
 def test_unknown_mode_is_a_clear_error():
-    env = dict(os.environ, RECMODELS_CPU_THREADS="some")
-    done = subprocess.run([sys.executable, "-c", "import recmodels"], env=env,
-                          capture_output=True, text=True)
-    assert done.returncode != 0
-    assert "RECMODELS_CPU_THREADS='some'" in done.stderr and "'split'" in done.stderr
+    assert_clear_env_error("RECMODELS_CPU_THREADS", "some", "split")
