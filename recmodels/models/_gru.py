@@ -25,7 +25,7 @@ import os
 import torch
 from torch import nn
 
-from ._threads import SETTABLE
+from ._threads import one_thread
 
 BACKENDS = ("recmodels", "torch")
 _BACKEND = os.environ.get("RECMODELS_CPU_GRU", "recmodels")
@@ -45,22 +45,6 @@ def cpu_backend() -> str:
     return _BACKEND
 
 
-class _StepThreads:
-    """Runs a loop of small steps on one intra-op thread; the count comes back after."""
-
-    def __init__(self, rows: int, hidden: int) -> None:
-        self.one = SETTABLE and rows * 3 * hidden <= ONE_THREAD_ELEMENTS
-        self.before = torch.get_num_threads()
-
-    def __enter__(self) -> None:
-        if self.one and self.before > 1:
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc) -> None:
-        if self.one and self.before > 1:
-            torch.set_num_threads(self.before)
-
-
 def _forward(inputs: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
              keep: bool):
     """Time-major states ``(T, B, H)``; with ``keep``, also what the backward needs."""
@@ -75,7 +59,7 @@ def _forward(inputs: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Ten
     recurrent_new = inputs.new_empty(steps if keep else 1, batch, hidden)
     gates_h = inputs.new_empty(batch, 3 * hidden)
     state = inputs.new_zeros(batch, hidden)
-    with _StepThreads(batch, hidden):
+    with one_thread(batch * 3 * hidden <= ONE_THREAD_ELEMENTS):
         for t in range(steps):
             s = t if keep else 0
             torch.mm(state, weight_hh.T, out=gates_h)
@@ -114,7 +98,7 @@ class _GRULayer(torch.autograd.Function):
         grad_reset_update = states.new_empty(batch, 2 * hidden)
         grad_state = states.new_zeros(batch, hidden)
         zero = states.new_zeros(batch, hidden)
-        with _StepThreads(batch, hidden):
+        with one_thread(batch * 3 * hidden <= ONE_THREAD_ELEMENTS):
             for t in range(steps - 1, -1, -1):
                 grad_state.add_(grad[t])
                 reset = reset_update[t, :, :hidden]

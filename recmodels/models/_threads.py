@@ -49,6 +49,20 @@ def cpu_threads_mode() -> str:
 
 
 @contextmanager
+def one_thread(thin: bool) -> Iterator[None]:
+    """One intra-op thread inside when ``thin`` (and the pool takes it); restored after."""
+    full = torch.get_num_threads()
+    if not (thin and SETTABLE and full > 1):
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(full)
+
+
+@contextmanager
 def training_step_threads(device: torch.device | str, work: int) -> Iterator[None]:
     """One intra-op thread inside, for a thin training step on the CPU in ``"split"`` mode.
 
@@ -72,18 +86,15 @@ def training_step_threads(device: torch.device | str, work: int) -> Iterator[Non
     True
     """
     full = torch.get_num_threads()
-    if (_MODE != "split" or not SETTABLE or torch.device(device).type != "cpu" or full <= 1
-            or work > ONE_THREAD_WORK):
-        yield
-        return
+    thin = _MODE == "split" and torch.device(device).type == "cpu" and work <= ONE_THREAD_WORK
     outer = getattr(_step, "full", None)
-    torch.set_num_threads(1)
-    _step.full = full
-    try:
-        yield
-    finally:
-        _step.full = outer
-        torch.set_num_threads(full)
+    with one_thread(thin):
+        if torch.get_num_threads() < full:
+            _step.full = full
+        try:
+            yield
+        finally:
+            _step.full = outer
 
 
 @contextmanager
