@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "linear": None}
@@ -299,7 +300,19 @@ class AdapterTable(ItemTable):
     def forward(self) -> torch.Tensor:
         if len(self.mlp) == 2:  # no activation: one (width, hidden) map, the same function
             return _with_padding_row(self._linear_map())
-        return _with_padding_row(self.mlp(self.views).sum(dim=0))
+        return _with_padding_row(self._summed_mlp())
+
+    def _summed_mlp(self) -> torch.Tensor:
+        """``sum_v (f(V_v W1^T + b1) W2^T + b2)`` as ``(sum_v f(V_v W1^T + b1)) W2^T + G b2``:
+        the second layer runs once instead of once per view (equal up to float rounding,
+        gradients too). With WhitenRec+'s two views, 384 -> 192 -> 128, that saves 1.8 of the
+        10.7 GFLOP a Beauty step spends in the adapter, forward and backward; one view runs
+        the plain two layers."""
+        first, activation, second = self.mlp
+        inner = activation(first(self.views))
+        if len(self.views) == 1:
+            return second(inner[0])
+        return F.linear(inner.sum(dim=0), second.weight, second.bias * len(self.views))
 
     def _linear_map(self) -> torch.Tensor:
         """``sum_v (V_v W1^T + b1) W2^T + b2`` as ``(sum_v V_v) (W1^T W2^T) + G (b1 W2^T +

@@ -1,5 +1,10 @@
 """Each method's initial item table against a numpy computation of its reference formula."""
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -189,11 +194,13 @@ def test_llmemb_table_is_centred_pca_scores_through_a_linear_adapter(data, E):
                                     atol=1e-5)
 
 
+@pytest.mark.parametrize("activation", ["linear", "relu", "leaky_relu"])
 @pytest.mark.parametrize("n_views", [1, 2])
-def test_a_linear_adapter_equals_its_two_layers_in_value_and_gradient(n_views):
+def test_an_adapter_equals_its_two_layers_per_view_in_value_and_gradient(n_views, activation):
+    # The fast paths: a linear adapter as one map, the second layer once on the views' sum.
     rng = np.random.default_rng(0)
     views = [rng.standard_normal((50, 24)).astype(np.float32) for _ in range(n_views)]
-    table = AdapterTable(views, 8, activation="linear", init="torch")
+    table = AdapterTable(views, 8, activation=activation, init="torch")
     outputs, grads = [], []
     for forward in (table.forward, lambda: torch.cat([  # the plain two-layer pass
             torch.zeros(1, 8), table.mlp(table.views).sum(dim=0)])):
@@ -308,3 +315,17 @@ def test_sasrec_and_bert4rec_settings_are_the_plain_defaults():
     # A GRU4Rec-only setting can still be set from the command line.
     assert overrides(["id.init=normal", "llmemb.adapter_init=xavier"]) == {
         "id": {"init": "normal"}, "llmemb": {"adapter_init": "xavier"}}
+
+
+def test_bench_adapter_times_both_passes_on_beauty_and_they_agree(beauty_dir):
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_adapter.py"
+    result = subprocess.run(
+        [sys.executable, str(bench), "--data", str(beauty_dir), "--methods", "whitenplus,whiten",
+         "--repeats", "1", "--threads", "1"], capture_output=True, text=True, check=True,
+        timeout=300)
+    rows = re.findall(r"^(\w+)\s+(\d) +384 -> 192 -> 128\s+([0-9.]+)\s+([0-9.]+)\s+"
+                      r"([0-9.]+)x\s+(\S+)$", result.stdout, flags=re.M)
+    assert [(name, views) for name, views, *_ in rows] == [("whitenplus", "2"), ("whiten", "1")]
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)
+    assert float(rows[0][5]) < 1e-5  # the summed second layer, to rounding
+    assert float(rows[1][5]) == 0.0  # one view runs the plain layers
