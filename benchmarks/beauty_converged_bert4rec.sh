@@ -13,6 +13,16 @@
 #
 #     BACKBONES=gru4rec OMP_NUM_THREADS=1 bash benchmarks/beauty_converged.sh
 #     bash benchmarks/beauty_converged_bert4rec.sh               # beside it
+#
+# METHOD_GROUPS (space-separated ace-bench --methods values, trained in order) splits the
+# cells between two such processes in two side folders, e.g. once GRU4Rec's cells are done:
+#
+#     METHOD_GROUPS="id,pca,whitenplus,alphafuse,recpca,ace whiten" \
+#         bash benchmarks/beauty_converged_bert4rec.sh
+#     SIDE=benchmarks/results/beauty_converged_bert4rec2 METHOD_GROUPS="llmemb alpharec" \
+#         bash benchmarks/beauty_converged_bert4rec.sh
+#
+# Give each process methods of its own: two folders know nothing of each other's cells.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/beauty}
@@ -21,7 +31,8 @@ MAIN=${MAIN:-benchmarks/results/beauty_converged}
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # The main folder's finished cells first (read only there), so none is trained twice.
 python -m recmodels.comparison.merge --into "$SIDE" "$MAIN"
-for methods in id,pca,whitenplus,alphafuse,recpca,ace whiten,alpharec,llmemb; do
+METHOD_GROUPS=${METHOD_GROUPS:-id,pca,whitenplus,alphafuse,recpca,ace whiten,alpharec,llmemb}
+for methods in $METHOD_GROUPS; do
   ace-bench --data "$DATA" --embeddings "$DATA/item_emb_all-MiniLM-L6-v2.f16.npy" \
             --lr-grid 1e-3,5e-4,1e-4 --grid-epochs 6 --patience 10 \
             --backbones bert4rec --seeds 0 --methods "$methods" --out "$SIDE"
