@@ -341,6 +341,17 @@ def seed_note(test: pd.DataFrame) -> str | None:
     return f"Methods average different seeds ({listed}); {fix}."
 
 
+def _protocol_settings(settings: dict) -> dict:
+    """``settings`` less the backbone arguments the reference code sets for its method on
+    its backbone (GRU4Rec's dropout 0.3 for pca, say): those belong to the method."""
+    own = getattr(METHODS.get(settings.get("method")), "backbone_settings", {})
+    reference = own.get(settings.get("backbone"), {})
+    chosen = {key: value for key, value in (settings.get("backbone_settings") or {}).items()
+              if reference.get(key, object()) != value}
+    rest = {key: value for key, value in settings.items() if key != "backbone_settings"}
+    return {**rest, "backbone_settings": chosen} if chosen else rest
+
+
 #: Settings in which the cells of one paired table may differ.
 PER_CELL_SETTINGS = frozenset({"method", "method_settings", "lr", "seed", "device", "version"})
 
@@ -349,8 +360,10 @@ def comparability_error(test: pd.DataFrame) -> str | None:
     """Why ``test``'s selected rows cannot share a paired table; None when they can.
 
     A paired table needs one cell per method and seed, all under one protocol: settings
-    equal apart from :data:`PER_CELL_SETTINGS` (a 6-epoch cell beside a converged one, or
-    another ``max_history``, would compare different things, or different users).
+    equal apart from :data:`PER_CELL_SETTINGS` and the backbone arguments the reference
+    code sets for a method (``METHODS[m].backbone_settings``); a 6-epoch cell beside a
+    converged one, or another ``max_history``, would compare different things, or
+    different users.
 
     Examples
     --------
@@ -379,7 +392,7 @@ def comparability_error(test: pd.DataFrame) -> str | None:
                 f"{'; '.join(changed[:3]) or 'nothing but their fingerprints'}; pairs need "
                 f"one cell per method and seed: {fix}.")
     cells = test.drop_duplicates("fingerprint")
-    settings = [json.loads(s) for s in cells["settings"]]
+    settings = [_protocol_settings(json.loads(s)) for s in cells["settings"]]
     for key in sorted(set().union(*settings) - PER_CELL_SETTINGS) if settings else []:
         values = [json.dumps(s.get(key), sort_keys=True) for s in settings]
         if len(set(values)) > 1:
