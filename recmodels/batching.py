@@ -25,7 +25,9 @@ class EvalBatch:
     inputs: np.ndarray  # (n_users, context) left-aligned, 0-padded
     lengths: np.ndarray  # (n_users,)
     targets: np.ndarray  # (n_users,)
-    history: np.ndarray  # (n_users, longest history) every item before the target, 0-padded
+    # (n_users, longest history) every item before the target, 0-padded; None unless asked
+    # for (only masking seen items reads it, and it is the largest array here).
+    history: np.ndarray | None = None
 
 
 def _gather(items: np.ndarray, index: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -149,8 +151,13 @@ def cloze_windows(data: SequenceData, max_len: int) -> np.ndarray:
     return _gather(data.items, begin[:, None] + column, column < (end - begin)[:, None])
 
 
-def eval_batch(data: SequenceData, split: str, context: int) -> EvalBatch:
-    """The last ``context`` items before each user's ``split`` target, and the target."""
+def eval_batch(data: SequenceData, split: str, context: int, *,
+               with_history: bool = False) -> EvalBatch:
+    """The last ``context`` items before each user's ``split`` target, and the target.
+
+    ``with_history`` also gathers every earlier item of each user (``EvalBatch.history``),
+    which masking seen items needs.
+    """
     if split not in SPLIT_HOLDOUT:
         raise ValueError(f"split={split!r} must be one of {sorted(SPLIT_HOLDOUT)}.")
     starts = data.offsets[:-1]
@@ -161,6 +168,8 @@ def eval_batch(data: SequenceData, split: str, context: int) -> EvalBatch:
     inputs = _gather(
         data.items, (starts + history_len - lengths)[:, None] + column, column < lengths[:, None]
     )
+    if not with_history:
+        return EvalBatch(inputs, lengths, targets)
     longest = np.arange(int(history_len.max()))
     history = _gather(data.items, starts[:, None] + longest, longest < history_len[:, None])
     return EvalBatch(inputs, lengths, targets, history)

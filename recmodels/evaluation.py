@@ -62,11 +62,10 @@ def rank_targets(model: SequentialRecommender, data: SequenceData, split: str = 
     (True, True)
     """
     device = model_device(model) if device is None else torch.device(device)
-    batch = eval_batch(data, split, model.context_len)
+    batch = eval_batch(data, split, model.context_len, with_history=mask_seen)
     inputs = torch.from_numpy(batch.inputs)
     lengths = torch.from_numpy(batch.lengths)
     targets = torch.from_numpy(batch.targets)
-    history = torch.from_numpy(batch.history)
     was_training = model.training
     model.eval()
     weights = model.item_weights()
@@ -82,7 +81,8 @@ def rank_targets(model: SequentialRecommender, data: SequenceData, split: str = 
         with torch.autocast(device_type=device.type, enabled=False):
             scores = model.score(states.float(), weights.float(), out=buffer[: rows.numel()])
         if mask_seen:
-            mask_history(scores, history[rows].to(device), batch_targets)
+            history = torch.from_numpy(batch.history[rows.numpy()]).to(device)
+            mask_history(scores, history, batch_targets)
         ranks[start : start + batch_size] = target_ranks(scores, batch_targets).cpu()
     model.train(was_training)
     if users is not None:

@@ -123,6 +123,12 @@ def test_eval_batch_holds_out_last_two():
     np.testing.assert_array_equal(test.lengths, valid.lengths + 1)
     short = eval_batch(data, "test", 3)
     np.testing.assert_array_equal(short.inputs[:, 2], data.items[ends - 2])
+    assert test.history is None  # gathered only when asked for (masking seen items)
+    full = eval_batch(data, "test", 3, with_history=True)
+    for user, (start, end) in enumerate(zip(data.offsets[:-1], ends)):
+        kept = full.history[user][full.history[user] > 0]
+        np.testing.assert_array_equal(kept, data.items[start : end - 1])
+    np.testing.assert_array_equal(full.inputs, short.inputs)
 
 
 def test_folder_and_recbole_loaders(tmp_path):

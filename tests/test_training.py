@@ -163,6 +163,24 @@ def test_masking_seen_items_changes_only_when_asked(data):
     assert masked["recall@10"] >= plain["recall@10"] - 1e-12
 
 
+def test_masked_ranks_equal_a_per_user_count_over_the_unseen_items(data):
+    from recmodels.batching import eval_batch
+    from recmodels.evaluation import rank_targets
+
+    model = make_model(data).eval()
+    ranks = rank_targets(model, data, "test", mask_seen=True, batch_size=7)  # several batches
+    batch = eval_batch(data, "test", model.context_len)
+    with torch.no_grad():
+        scores = model.predict(torch.from_numpy(batch.inputs), torch.from_numpy(batch.lengths))
+    for user, (start, end) in enumerate(zip(data.offsets[:-1], data.offsets[1:])):
+        target = int(data.items[end - 1])
+        row = scores[user].clone()
+        seen = [int(i) for i in data.items[start : end - 1] if i != target]
+        row[seen] = float("-inf")
+        assert ranks[user] == int((row >= row[target]).sum()) - 1, user
+    assert (ranks <= rank_targets(model, data, "test", batch_size=7)).all()
+
+
 def test_unknown_metric_is_rejected(data):
     with pytest.raises(ValueError, match="metric='auc'"):
         Trainer(make_model(data), data, metric="auc")
