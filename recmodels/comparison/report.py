@@ -342,10 +342,9 @@ def seed_note(test: pd.DataFrame) -> str | None:
 
 
 def _protocol_settings(settings: dict) -> dict:
-    """``settings`` less the backbone arguments the reference code sets for its method on
-    its backbone (GRU4Rec's dropout 0.3 for pca, say): those belong to the method."""
-    own = getattr(METHODS.get(settings.get("method")), "backbone_settings", {})
-    reference = own.get(settings.get("backbone"), {})
+    """``settings`` less the backbone arguments its method's reference code sets (pca's)."""
+    reference = getattr(METHODS.get(settings.get("method")), "backbone_settings", {}).get(
+        settings.get("backbone"), {})
     chosen = {key: value for key, value in (settings.get("backbone_settings") or {}).items()
               if reference.get(key, object()) != value}
     rest = {key: value for key, value in settings.items() if key != "backbone_settings"}
@@ -360,10 +359,8 @@ def comparability_error(test: pd.DataFrame) -> str | None:
     """Why ``test``'s selected rows cannot share a paired table; None when they can.
 
     A paired table needs one cell per method and seed, all under one protocol: settings
-    equal apart from :data:`PER_CELL_SETTINGS` and the backbone arguments the reference
-    code sets for a method (``METHODS[m].backbone_settings``); a 6-epoch cell beside a
-    converged one, or another ``max_history``, would compare different things, or
-    different users.
+    equal apart from :data:`PER_CELL_SETTINGS` and each method's reference backbone
+    arguments (a 6-epoch cell beside a converged one would compare different things).
 
     Examples
     --------
