@@ -342,7 +342,7 @@ def seed_note(test: pd.DataFrame) -> str | None:
 
 
 def _protocol_settings(settings: dict) -> dict:
-    """``settings`` less the backbone arguments its method's reference code sets (pca's)."""
+    """``settings`` without the backbone arguments the reference code gives its method."""
     reference = getattr(METHODS.get(settings.get("method")), "backbone_settings", {}).get(
         settings.get("backbone"), {})
     chosen = {key: value for key, value in (settings.get("backbone_settings") or {}).items()
