@@ -50,6 +50,9 @@ def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
+# The pandas-output checks fit on a DataFrame and transform an array (and the reverse) on
+# purpose; scikit-learn's own PCA warns there the same way.
+@pytest.mark.filterwarnings("ignore:X (does not have valid|has) feature names:UserWarning")
 @pytest.mark.parametrize("estimator", TEST_ESTIMATORS, ids=repr)
 @pytest.mark.parametrize("check", EXTRA_CHECKS, ids=lambda c: c.__name__)
 def test_output_and_parameter_checks(estimator, check):
