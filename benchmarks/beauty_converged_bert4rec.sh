@@ -15,12 +15,13 @@
 #     bash benchmarks/beauty_converged_bert4rec.sh               # beside it
 #
 # METHOD_GROUPS (space-separated ace-bench --methods values, trained in order) splits the
-# cells between two such processes in two side folders, e.g. once GRU4Rec's cells are done:
+# cells between two such processes in two side folders, e.g. (as on 2026-11-25, with the
+# main script's GRU4Rec stage 5 paused) the comparison's required methods first:
 #
-#     METHOD_GROUPS="id,pca,whitenplus,alphafuse,recpca,ace whiten" \
+#     METHOD_GROUPS="id,pca,whitenplus,alphafuse whiten" \
 #         bash benchmarks/beauty_converged_bert4rec.sh
-#     SIDE=benchmarks/results/beauty_converged_bert4rec2 METHOD_GROUPS="llmemb alpharec" \
-#         bash benchmarks/beauty_converged_bert4rec.sh
+#     SIDE=benchmarks/results/beauty_converged_bert4rec2 \
+#         METHOD_GROUPS="recpca,ace alpharec llmemb" bash benchmarks/beauty_converged_bert4rec.sh
 #
 # Give each process methods of its own: two folders know nothing of each other's cells.
 set -euo pipefail
