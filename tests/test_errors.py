@@ -296,3 +296,28 @@ def test_encoder_that_can_not_load_is_a_one_line_error(folder, tmp_path, capsys,
     assert run_bench(folder, out, "--encoder", "nope", embeddings=None) == 2
     assert single_error_line(capsys) == f"--encoder nope: {error}"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only"])
+def test_an_unwritable_out_fails_before_the_text_is_encoded(folder, tmp_path, capsys,
+                                                            monkeypatch, where):
+    from recmodels.comparison import cli, runs
+
+    def encode(*args, **kwargs):
+        raise AssertionError("the item text was encoded before --out was checked")
+
+    monkeypatch.setattr(cli, "encode_items", encode)
+    if where == "under a file":
+        (tmp_path / "a-file").write_text("")
+        out, expected = tmp_path / "a-file" / "out", f"{tmp_path / 'a-file'} is a file"
+    else:
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(runs.tempfile, "TemporaryFile", refuse)
+        out, expected = tmp_path / "out", "can not write there (Permission denied)"
+    assert run_bench(folder, out, embeddings=None) == 2
+    assert single_error_line(capsys) == f"--out {out}: {expected}" + (
+        ", not a folder; choose another --out." if where == "under a file"
+        else "; choose another --out.")
+    assert not out.exists()

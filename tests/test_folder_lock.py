@@ -11,7 +11,8 @@ import pytest
 from recmodels.comparison.cli import main
 from recmodels.comparison.inputs import InputError
 from recmodels.comparison.merge import main as merge_main
-from recmodels.comparison.runs import FolderInUseError, ensure_free, folder_lock
+from recmodels.comparison.runs import (FolderInUseError, ensure_free, ensure_writable,
+                                       folder_lock)
 from recmodels_helpers import toy_argv, toy_folder
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="no fcntl locks on Windows")
@@ -93,3 +94,14 @@ def test_a_folder_that_can_not_be_made_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="a-file/out: can not write there .*another folder"):
         with folder_lock(blocker / "out"):
             pass
+
+
+def test_the_early_write_check_leaves_nothing_behind(tmp_path):
+    (tmp_path / "run").mkdir()
+    ensure_writable(tmp_path / "run")
+    ensure_writable(tmp_path / "new" / "deeper")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["run"]
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(InputError, match="^--out .*/a-file: is a file, not a folder; choose "
+                                         "another --out.$"):
+        ensure_writable(tmp_path / "a-file", "--out")

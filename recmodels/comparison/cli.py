@@ -23,7 +23,7 @@ from .methods import METHODS
 from .plan import DEFAULT_LR_GRID, ComparisonPlan
 from .report import cold_start_tables, markdown_table, training_summary, write_spectrum
 from .runner import BACKBONES, run_comparison
-from .runs import ensure_free, folder_lock
+from .runs import ensure_free, ensure_writable, folder_lock
 from .status import finished_rows, plan_status, status_report
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
 
@@ -331,6 +331,8 @@ def _compare(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if not args.dry_run:  # a dry run only reads, so it may watch a run in progress
         ensure_free(args.out)
+    if not args.dry_run or args.embeddings is None:  # encoding caches its matrix there
+        ensure_writable(args.out, "--out")
     data, E, first_seen = load_inputs(args, plan)
     if args.dry_run:
         status = plan_status(plan, data, E, args.out, first_seen)

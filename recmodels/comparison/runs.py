@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +70,40 @@ def ensure_free(out: Path) -> None:
         return
     with open(path) as stream:
         _take(stream, Path(out))
+
+
+def ensure_writable(out: Path, name: str | None = None) -> None:
+    """Raise :class:`~.inputs.InputError` now if ``out`` can not be created or written to.
+
+    For a check before long input work (encoding the item text), so that a folder that
+    can not take the results fails at once, not minutes later. ``out`` is not created: a
+    nameless temporary file is made in it, or in the nearest folder above it that exists,
+    and is gone when the check returns. ``name`` (e.g. ``"--out"``) prefixes the message.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from recmodels.comparison.runs import ensure_writable
+    >>> out = Path(tempfile.mkdtemp()) / "not-yet" / "run"
+    >>> ensure_writable(out)
+    >>> out.parent.exists()
+    False
+    """
+    out = Path(out)
+    where, fix = (f"{name} {out}", f"another {name}") if name else (str(out), "another folder")
+    existing = out
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == out else f"{existing} is a file"
+        raise InputError(f"{where}: {what}, not a folder; choose {fix}.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise InputError(f"{where}: can not write there ({error.strerror or error}); "
+                         f"choose {fix}.") from error
 
 
 def _unwritable(out: Path, error: OSError) -> InputError:
