@@ -90,6 +90,22 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def usable_device(device: str | torch.device) -> torch.device:
+    """:func:`resolve_device`, refusing a CUDA device this torch can not reach.
+
+    Examples
+    --------
+    >>> usable_device("cpu")
+    device(type='cpu')
+    """
+    resolved = resolve_device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}: this torch ({torch.__version__}) sees no "
+                         "CUDA device; use 'cpu' or 'auto', or install a CUDA build of torch "
+                         "(docs: install).")
+    return resolved
+
+
 class Trainer:
     """Train a sequential recommender with early stopping on validation NDCG@10.
 
@@ -114,7 +130,9 @@ class Trainer:
     mask_seen : bool, default=False
         Mask items already seen when evaluating (the seed paper does not).
     device : str, default="auto"
-        ``"auto"``: CUDA with bfloat16 autocast when present, the CPU otherwise.
+        ``"auto"``: CUDA with bfloat16 autocast when present, the CPU otherwise. A CUDA
+        device that this torch can not reach is a ``ValueError`` here, not at the first
+        step.
     seed : int, default=0
         Seeds the model's initial weights, shuffling, masking and dropout: two runs with
         the same seed repeat exactly on the CPU, however the model was built.
@@ -172,7 +190,7 @@ class Trainer:
         self.lr, self.batch_size, self.max_epochs = lr, batch_size, max_epochs
         self.patience, self.metric, self.ks = patience, metric, tuple(ks)
         self.mask_seen, self.seed, self.weight_decay = mask_seen, seed, weight_decay
-        self.device = distributed.setup(resolve_device(device))
+        self.device = distributed.setup(usable_device(device))
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self.eval_batch_size, self.verbose = eval_batch_size, verbose
         self.window_stride = window_stride

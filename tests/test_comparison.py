@@ -105,3 +105,24 @@ def test_unknown_method_setting_is_rejected():
     data = build_sequences(synthetic_log(), k_core=1)
     with pytest.raises(ValueError, match=r"method 'ace' has no setting\(s\) \['lamda'\]"):
         build_table("ace", np.ones((data.n_items, 8)), data, 8, {"lamda": 1.0})
+
+
+def test_a_method_that_can_not_be_built_stops_the_run_before_any_cell(tmp_path, monkeypatch):
+    from recmodels import build_sequences
+    from recmodels.comparison import ComparisonPlan, run_comparison
+    from recmodels.comparison import runner
+    from recmodels.comparison.inputs import InputError
+
+    def train(*args, **kwargs):
+        raise AssertionError("a cell trained before the plan was checked")
+
+    monkeypatch.setattr(runner.Trainer, "fit", train)
+    data = build_sequences(synthetic_log(), k_core=1)
+    E = np.random.default_rng(0).standard_normal((data.n_items, 6)).astype(np.float32)
+    # id would train first; ace's table can not have 8 columns from 6.
+    plan = ComparisonPlan(["id", "ace"], ["sasrec"], [0], hidden_size=8, max_len=5, lr=1e-3,
+                          k_core=1, device="cpu")
+    with pytest.raises(InputError, match="method 'ace' reshapes the embeddings to 8 columns, "
+                                         "but they have 6"):
+        run_comparison(plan, data, E, tmp_path / "out", verbose=False)
+    assert not (tmp_path / "out").exists()

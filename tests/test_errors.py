@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from ace_transform import (
@@ -233,6 +234,17 @@ def _bad_timestamps(folder):
         ("max history", ["--max-history", "2"],
          "--max-history 2: a user needs at least 3 interactions (training, validation, test); "
          "write e.g. --max-history 100, or leave it out to keep all."),
+        # Checked by building every method's model before the first cell trains.
+        ("wider than the embeddings", ["--methods", "id,ace", "--hidden-size", "16"],
+         "hidden_size=16 (--hidden-size): method 'ace' reshapes the embeddings to 16 columns, "
+         "but they have 8; lower the hidden size to 8 or less, or leave ace out."),
+        ("setting out of range", ["--methods", "id,ace", "--param", "ace.lam=-1"],
+         "ace + sasrec (--methods, --param, --hidden-size): The 'lam' parameter of "
+         "ACETransformer must be"),
+        ("heads", ["--hidden-size", "7"], "id + sasrec (--methods, --param, --hidden-size): "
+         "hidden_size=7 must be divisible by n_heads=2."),
+        pytest.param("no cuda", ["--device", "cuda"], "--device cuda: this torch (",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")),
     ],
 )
 def test_argument_and_input_errors(folder, tmp_path, capsys, case, extra, expected):

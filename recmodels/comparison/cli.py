@@ -21,6 +21,7 @@ from .cold import PROTOCOLS, make_split
 from .inputs import InputError, load_embeddings
 from .methods import METHODS
 from .plan import DEFAULT_LR_GRID, ComparisonPlan
+from .preflight import check_device, check_inputs
 from .report import cold_start_tables, markdown_table, training_summary, write_spectrum
 from .runner import BACKBONES, run_comparison
 from .runs import ensure_free, ensure_writable, folder_lock
@@ -333,6 +334,8 @@ def _compare(args: argparse.Namespace) -> int:
         ensure_free(args.out)
     if not args.dry_run or args.embeddings is None:  # encoding caches its matrix there
         ensure_writable(args.out, "--out")
+    if not args.dry_run:  # a dry run may read a GPU run's folder on a machine without one
+        check_device(plan.device)
     data, E, first_seen = load_inputs(args, plan)
     if args.dry_run:
         status = plan_status(plan, data, E, args.out, first_seen)
@@ -343,6 +346,7 @@ def _compare(args: argparse.Namespace) -> int:
             print(f"\nThe finished cells so far:\n\n{table}\n\nTraining: "
                   f"{training_summary(finished, plan.max_epochs, plan.patience, args.out)}")
         return 0
+    check_inputs(plan, data, E, first_seen)  # before the folder is touched
     with folder_lock(args.out):  # results.md and the figure too, not only results.csv
         _run_and_report(args, plan, data, E, first_seen, started)
     return 0
@@ -350,7 +354,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _run_and_report(args, plan, data, E, first_seen, started: float) -> None:
     """Train what the plan lacks, then print and write the table."""
-    results = run_comparison(plan, data, E, args.out, first_seen=first_seen)
+    results = run_comparison(plan, data, E, args.out, first_seen=first_seen, check=False)
     table, data = _tables(plan, results, data, first_seen, args.out)
     rates = (f"learning rate {plan.lr:g} for every method" if plan.lr is not None else
              "each method's learning rate chosen from "

@@ -31,6 +31,7 @@ from ..trainer import CheckpointMismatchError, Trainer, TrainingDivergedError
 from .cold import evaluate_cell
 from .methods import build_table
 from .parallel import cell_pool, stop_workers, train_in_worker
+from .preflight import check_inputs
 from .plan import (DEFAULT_LR_GRID, ComparisonPlan, backbone_arguments, backbone_settings,
                    best_rate, cell_inputs, cell_settings)
 from .runs import checkpoint_path, folder_lock, save_diverged, save_run, write_atomic
@@ -252,8 +253,8 @@ class _Cells:
 
 
 def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out: Path,
-                   *, verbose: bool = True,
-                   first_seen: np.ndarray | None = None) -> pd.DataFrame:
+                   *, verbose: bool = True, first_seen: np.ndarray | None = None,
+                   check: bool = True) -> pd.DataFrame:
     """Train every cell of ``plan`` not yet in ``out/results.csv``; returns the plan's rows.
 
     ``E`` holds one row per item of ``data`` (already aligned). A cell interrupted halfway
@@ -261,6 +262,11 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
     its settings, the data, the embeddings and the package version) matches. Rows of other
     settings stay in ``results.csv`` but are not returned. ``out/runs/`` keeps each cell's
     per-user ranks, full settings and history.
+
+    Before anything is written, every method's model is built once, untrained
+    (:func:`~recmodels.comparison.preflight.check_plan`; ``check=False`` leaves that to a
+    caller that already did it), so that a setting that can not work stops the run before
+    the first cell, not at its method's turn.
 
     ``first_seen`` (:func:`~recmodels.cold_start.first_seen_times`) is needed only by
     ``plan.protocol="cold-start"`` with ``cold_choice="latest"``.
@@ -284,6 +290,8 @@ def run_comparison(plan: ComparisonPlan, data: SequenceData, E: np.ndarray, out:
     >>> len(run_comparison(plan, data, E, out, verbose=False))  # finished cells are kept
     4
     """
+    if check:
+        check_inputs(plan, data, E, first_seen)
     with folder_lock(out):  # the folder's only writer: results.csv is read, then rewritten
         return _run_cells(plan, data, E, out, verbose, first_seen)
 
