@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import checkpoint, distributed
+from ._validation import check_trainer_arguments
 from .data import SequenceData
 from .errors import CheckpointMismatchError, TrainingDivergedError
 from .evaluation import mean_metrics
@@ -183,6 +184,10 @@ class Trainer:
                  eval_batch_size: int = 1024, verbose: bool = True,
                  window_stride: int = 1, reset_parameters: bool = True,
                  restart: bool = False) -> None:
+        check_trainer_arguments(model, data, lr=lr, batch_size=batch_size,
+                                max_epochs=max_epochs, patience=patience, ks=ks,
+                                weight_decay=weight_decay, eval_batch_size=eval_batch_size,
+                                window_stride=window_stride)
         name, _, k = metric.partition("@")
         if name not in ("recall", "ndcg") or not k.isdigit() or int(k) not in ks:
             raise ValueError(f"metric={metric!r} must be 'recall@K' or 'ndcg@K' with K in {ks}.")

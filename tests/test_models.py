@@ -285,7 +285,7 @@ def test_prefix_rows_are_shuffled_not_grouped_by_length():
     from recmodels.trainer import Trainer
 
     data = tiny_data()
-    model = small(SASRec, sequences="prefixes")
+    model = small(SASRec, TrainableTable(data.n_items, HIDDEN), sequences="prefixes")
     rows = model.training_windows(data)
     lengths = (rows[:, 0] > 0).sum(dim=1).float()
 

@@ -184,3 +184,25 @@ def test_masked_ranks_equal_a_per_user_count_over_the_unseen_items(data):
 def test_unknown_metric_is_rejected(data):
     with pytest.raises(ValueError, match="metric='auc'"):
         Trainer(make_model(data), data, metric="auc")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"n_items": -3}, "the model's item table has 22 items but the data has 25"),
+    ({"n_items": +3}, "the model's item table has 28 items but the data has 25"),
+    ({"lr": 0.0}, "lr=0.0 must be a finite number above 0"),
+    ({"lr": float("nan")}, "lr=nan must be a finite number above 0"),
+    ({"batch_size": 0}, "batch_size=0 must be a positive integer"),
+    ({"patience": 1.5}, "patience=1.5 must be a positive integer"),
+    ({"ks": (0, 10)}, r"ks=\(0, 10\) must be positive integers"),
+    ({"weight_decay": -1e-4}, "weight_decay=-0.0001 must be a finite number of at least 0"),
+    ({"device": "cuda"}, "device='cuda': this torch .* sees no CUDA device"),
+])
+def test_bad_trainer_arguments_fail_before_any_work(arguments, message):
+    if arguments.get("device") == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    data = build_sequences(synthetic_log(), k_core=1)
+    assert data.n_items == 25
+    n_items = data.n_items + arguments.pop("n_items", 0)
+    model = SASRec(TrainableTable(n_items, 8), max_len=5, inner_size=16)
+    with pytest.raises(ValueError, match=message):
+        Trainer(model, data, verbose=False, **arguments)
