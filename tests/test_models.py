@@ -337,3 +337,14 @@ def test_gru4rec_groups_prefix_rows_by_length_with_equal_states_and_gradients():
     windows.gru.register_forward_hook(lambda module, inputs, output: calls.append(1))
     windows.encode_at(items, windows.item_weights(), *has_target.nonzero(as_tuple=True))
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("backbone", [SASRec, GRU4Rec, BERT4Rec])
+@pytest.mark.parametrize("n_items, max_len, message", [
+    (5, 0, "max_len=0 must be a positive integer"),
+    (5, 2.5, "max_len=2.5 must be a positive integer"),
+    (0, 8, "the item table has 0 items"),
+])
+def test_a_model_without_items_or_length_is_refused(backbone, n_items, max_len, message):
+    with pytest.raises(ValueError, match=message):
+        backbone(TrainableTable(n_items, HIDDEN), max_len=max_len)

@@ -8,6 +8,8 @@ overrides ``encode_at``, which the loss and evaluation call.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import torch
 from torch import nn
@@ -82,6 +84,12 @@ class SequentialRecommender(nn.Module):
 
     def __init__(self, item_table: ItemTable, *, max_len: int) -> None:
         super().__init__()
+        if isinstance(max_len, bool) or not isinstance(max_len, Integral) or max_len < 1:
+            raise ValueError(f"max_len={max_len!r} must be a positive integer (the longest "
+                             "input sequence), e.g. max_len=50.")
+        if item_table.n_items < 1:
+            raise ValueError(f"the item table has {item_table.n_items} items; a model needs "
+                             "at least one (build it with data.n_items rows).")
         self.item_table = item_table
         self.max_len = max_len
         self.hidden_size = item_table.hidden_size
