@@ -333,3 +333,12 @@ def test_an_unwritable_out_fails_before_the_text_is_encoded(folder, tmp_path, ca
         ", not a folder; choose another --out." if where == "under a file"
         else "; choose another --out.")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("grid", [["--lr-grid", "1e-3,1e-4"], ["--grid-epochs", "2"]])
+def test_one_rate_and_a_grid_are_not_given_together(folder, tmp_path, capsys, grid):
+    with pytest.raises(SystemExit) as exit_info:
+        run_bench(folder, tmp_path / "out", "--lr", "1e-3", *grid)
+    assert exit_info.value.code == 2
+    assert "ace-bench: error: --lr trains every method at one rate" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -165,8 +165,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="show the traceback of an input or training error instead of a "
                              "one-line message")
     args = parser.parse_args(argv)
+    given = set(a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:]))
+    if args.lr is not None and {"--lr-grid", "--grid-epochs"} & given:
+        parser.error("--lr trains every method at one rate, --lr-grid and --grid-epochs "
+                     "choose a rate per method: give --lr or the grid, not both.")
     if args.quick:
-        given = set(a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:]))
         if "--lr-grid" in given:
             given.add("--lr")  # a grid asked for with --quick is used as given
         for name, value in QUICK.items():
