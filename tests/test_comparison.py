@@ -7,7 +7,7 @@ import pytest
 from recmodels.comparison import build_table, item_prompts
 from recmodels.comparison.cli import main
 from recmodels.comparison.methods import METHODS
-from recmodels_helpers import synthetic_log, toy_folder
+from recmodels_helpers import synthetic_log, toy_argv, toy_folder
 
 
 @pytest.fixture
@@ -126,3 +126,30 @@ def test_a_method_that_can_not_be_built_stops_the_run_before_any_cell(tmp_path, 
                                          "but they have 6"):
         run_comparison(plan, data, E, tmp_path / "out", verbose=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_kept_models_rank_as_their_cells_did(tmp_path):
+    from recmodels import build_sequences, load_folder
+    from recmodels.comparison.runner import load_results
+    from recmodels.comparison.runs import load_model, load_ranks
+    from recmodels.evaluation import rank_targets
+
+    folder = toy_folder(tmp_path / "toy")
+    out = tmp_path / "out"
+    assert main(toy_argv(folder, out, "--methods", "id,alphafuse", "--lr", "1e-3",
+                         "--max-epochs", "2", "--keep-models")) == 0
+    data = build_sequences(load_folder(folder)[0], k_core=1)
+    cells = load_results(out / "results.csv").query("split == 'test'")
+    assert len(cells) == 2
+    for key in cells["fingerprint"]:
+        model = load_model(out, key)
+        # The model kept is the restored best epoch's: it ranks every test user as the cell.
+        np.testing.assert_array_equal(rank_targets(model, data, "test"),
+                                      load_ranks(out, key, "test"))
+    # Without --keep-models nothing is kept, and the loader says how to get one.
+    plain = tmp_path / "plain"
+    assert main(toy_argv(folder, plain, "--methods", "id", "--lr", "1e-3",
+                         "--max-epochs", "1")) == 0
+    key = load_results(plain / "results.csv")["fingerprint"].iloc[0]
+    with pytest.raises(FileNotFoundError, match="only with --keep-models"):
+        load_model(plain, key)

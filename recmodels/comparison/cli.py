@@ -161,6 +161,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "--embeddings it still encodes and caches the item text, whose "
                              "digest is in every fingerprint; the device is too, so check a "
                              "GPU run's folder with --device cuda)")
+    parser.add_argument("--keep-models", action="store_true",
+                        help="save each cell it trains, at its best epoch, as "
+                             "OUT/runs/<fingerprint>.pt (recmodels.comparison.runs.load_model; "
+                             "cells finished before are reused as they are)")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an input or training error instead of a "
                              "one-line message")
@@ -331,7 +335,7 @@ def _compare(args: argparse.Namespace) -> int:
         batch_size=arguments.positive(args.batch_size, "--batch-size"),
         overrides=arguments.overrides(args.param),
         protocol=args.protocol, cold_share=cold_share, cold_choice=cold_choice,
-        jobs=arguments.positive(args.jobs, "--jobs"))
+        jobs=arguments.positive(args.jobs, "--jobs"), keep_models=args.keep_models)
     started = time.perf_counter()
     if not args.dry_run:  # a dry run only reads, so it may watch a run in progress
         ensure_free(args.out)

@@ -61,7 +61,9 @@ class ComparisonPlan:
     backbone's own default (windows for SASRec and GRU4Rec, prefixes for BERT4Rec).
     ``jobs`` trains that many cells at once, each in its own process with an equal share
     of the threads (:mod:`recmodels.comparison.parallel`); it is not a cell setting, so
-    it never changes a fingerprint. Like a cell run on another machine, a cell run with
+    it never changes a fingerprint. ``keep_models`` saves each cell it trains, at its
+    best epoch, as ``runs/<fingerprint>.pt`` (:func:`~recmodels.comparison.runs.
+    load_model`); not a cell setting either. Like a cell run on another machine, a cell run with
     another number of threads can differ by float rounding, which training may amplify.
 
     Examples
@@ -98,6 +100,7 @@ class ComparisonPlan:
     cold_share: float = 0.1
     cold_choice: str = "latest"
     jobs: int = 1
+    keep_models: bool = False
 
     def __post_init__(self) -> None:
         for kind, names, known in (("method", self.methods, METHODS),

@@ -34,7 +34,8 @@ from .parallel import cell_pool, stop_workers, train_in_worker
 from .preflight import check_inputs
 from .plan import (DEFAULT_LR_GRID, ComparisonPlan, backbone_arguments, backbone_settings,
                    best_rate, cell_inputs, cell_settings)
-from .runs import checkpoint_path, folder_lock, save_diverged, save_run, write_atomic
+from .runs import (checkpoint_path, folder_lock, save_diverged, save_model, save_run,
+                   write_atomic)
 
 __all__ = ["BACKBONES", "COLUMNS", "DEFAULT_LR_GRID", "METRICS", "SELECTION_METRIC",
            "TEXT_COLUMNS", "ComparisonPlan", "backbone_arguments", "backbone_settings",
@@ -232,6 +233,8 @@ class _Cells:
         else:
             ranks, rows = evaluate_cell(trainer, result, split, method)
         save_run(self.out, key, result, ranks)
+        if plan.keep_models:
+            save_model(self.out, key, model)
         if not keep_checkpoint:
             path.unlink(missing_ok=True)
         return self._rows(method, backbone, seed, lr, settings, key, rows,

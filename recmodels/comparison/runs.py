@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .inputs import InputError
 
@@ -199,6 +200,43 @@ def save_run(out: Path, key: str, result, ranks: dict[str, np.ndarray]) -> None:
     write_atomic(runs / f"{key}.npz", write_ranks)
     write_atomic(runs / f"{key}.json", lambda p: p.write_text(json.dumps(
         {"trainer_settings": result.settings, "history": result.history}, indent=1)))
+
+
+def save_model(out: Path, key: str, model) -> None:
+    """The trained model of a finished cell (its best epoch's weights), whole, as
+    ``runs/<key>.pt`` (``ace-bench --keep-models``; read it with :func:`load_model`)."""
+    runs = out / "runs"
+    runs.mkdir(exist_ok=True)
+    write_atomic(runs / f"{key}.pt", lambda p: torch.save(model, p))
+
+
+def load_model(out: str | Path, key: str, map_location: str = "cpu"):
+    """The trained model a finished cell kept (``ace-bench --keep-models``), ready to rank.
+
+    ``key`` is the cell's ``fingerprint`` in ``results.csv``. The file is a pickled
+    module: load only folders you trust, with the package version that wrote them.
+
+    Raises
+    ------
+    FileNotFoundError
+        The cell kept no model: it ran without ``--keep-models``, or has not finished.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from recmodels.comparison.runs import load_model
+    >>> load_model(tempfile.mkdtemp(), "0123456789abcdef")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: .../runs/0123456789abcdef.pt: no model kept for cell ...
+    """
+    path = Path(out) / "runs" / f"{key}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no model kept for cell {key}; ace-bench keeps a finished cell's model "
+            "only with --keep-models (a cell that finished without it is reused, not "
+            "retrained: train it into another --out to keep its model).")
+    return torch.load(path, map_location=map_location, weights_only=False)
 
 
 def save_diverged(out: Path, key: str, settings: dict, error) -> None:
