@@ -1,10 +1,12 @@
-"""Checks of a :class:`~recmodels.trainer.Trainer`'s arguments, before any work."""
+"""Checks of a :class:`~recmodels.trainer.Trainer`'s arguments and device, before any work."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from numbers import Integral, Real
+
+import torch
 
 
 def check_trainer_arguments(model, data, *, lr: float, batch_size: int, max_epochs: int,
@@ -41,3 +43,26 @@ def check_trainer_arguments(model, data, *, lr: float, batch_size: int, max_epoc
             raise ValueError(f"{name}={value!r} must be a positive integer.")
     if not ks or any(isinstance(k, bool) or not isinstance(k, Integral) or k < 1 for k in ks):
         raise ValueError(f"ks={tuple(ks)!r} must be positive integers, e.g. ks=(10, 20).")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` picks CUDA when present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def usable_device(device: str | torch.device) -> torch.device:
+    """:func:`resolve_device`, refusing a CUDA device this torch can not reach.
+
+    Examples
+    --------
+    >>> usable_device("cpu")
+    device(type='cpu')
+    """
+    resolved = resolve_device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}: this torch ({torch.__version__}) sees no "
+                         "CUDA device; use 'cpu' or 'auto', or install a CUDA build of torch "
+                         "(docs: install).")
+    return resolved

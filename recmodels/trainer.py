@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from . import checkpoint, distributed
-from ._validation import check_trainer_arguments
+from ._validation import check_trainer_arguments, usable_device
+from ._validation import resolve_device  # noqa: F401 (public as recmodels.trainer's)
 from .data import SequenceData
 from .errors import CheckpointMismatchError, TrainingDivergedError
 from .evaluation import mean_metrics
@@ -82,29 +83,6 @@ class TrainResult:
     fingerprint: str = ""
     valid_ranks: np.ndarray | None = field(default=None, repr=False)
     test_ranks: np.ndarray | None = field(default=None, repr=False)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when present, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def usable_device(device: str | torch.device) -> torch.device:
-    """:func:`resolve_device`, refusing a CUDA device this torch can not reach.
-
-    Examples
-    --------
-    >>> usable_device("cpu")
-    device(type='cpu')
-    """
-    resolved = resolve_device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r}: this torch ({torch.__version__}) sees no "
-                         "CUDA device; use 'cpu' or 'auto', or install a CUDA build of torch "
-                         "(docs: install).")
-    return resolved
 
 
 class Trainer:

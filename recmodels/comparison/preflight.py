@@ -13,7 +13,7 @@ import torch
 from ..data import SequenceData
 from ..item_table import ItemTable
 from ..models import BACKBONES
-from ..trainer import usable_device
+from .._validation import usable_device
 from .inputs import InputError
 from .cold import make_split
 from .methods import METHODS, build_table
