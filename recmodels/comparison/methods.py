@@ -38,6 +38,9 @@ class Method:
     """Backbone arguments the reference code sets for this method, per backbone name."""
     backbone_defaults: dict[str, dict] = field(default_factory=dict)
     """Method settings the reference code uses on a backbone, in place of ``defaults``."""
+    reshapes_to_hidden: bool = False
+    """Whether the table is the embeddings reshaped to the hidden size (so needs at least
+    that many columns), rather than an ID table or an adapter of any width."""
 
     def settings(self, backbone: str | None = None, overrides: dict | None = None) -> dict:
         """The settings a table is built with: defaults < the backbone's < ``overrides``."""
@@ -193,7 +196,8 @@ _XAVIER_ADAPTER = {"gru4rec": {"adapter_init": "xavier"}}
 METHODS: dict[str, Method] = {
     "id": Method(_id, {}, backbone_defaults={"gru4rec": {"init": "xavier"}}),
     # The reference's LLM2X and AlphaFuse GRU4Rec model files set dropout_prob 0.3.
-    "pca": Method(_pca, {"target_std": None}, {"gru4rec": {"dropout": 0.3}}),
+    "pca": Method(_pca, {"target_std": None}, {"gru4rec": {"dropout": 0.3}},
+                  reshapes_to_hidden=True),
     "whiten": Method(_whiten, {"adapter_init": "normal"}, _XAVIER_GRU, _XAVIER_ADAPTER),
     "whitenplus": Method(_whitenplus, {"n_groups": 8, "adapter_init": "normal"}, _XAVIER_GRU,
                          _XAVIER_ADAPTER),
@@ -201,9 +205,11 @@ METHODS: dict[str, Method] = {
     "llmemb": Method(_llmemb, {"pca_dim": 1536, "adapter_init": "normal"},
                      backbone_defaults={"gru4rec": {"adapter_init": "torch"}}),
     "alphafuse": Method(_alphafuse, {"null_dim": None, "residual_init": "normal"},
-                        {"gru4rec": {"dropout": 0.3}}),
-    "recpca": Method(_recpca, {"beta": 0.5, "window": 3, "target_std": 0.1}),
-    "ace": Method(_ace, {"lam": 50.0, "gamma": 0.1, "center": False}),
+                        {"gru4rec": {"dropout": 0.3}}, reshapes_to_hidden=True),
+    "recpca": Method(_recpca, {"beta": 0.5, "window": 3, "target_std": 0.1},
+                     reshapes_to_hidden=True),
+    "ace": Method(_ace, {"lam": 50.0, "gamma": 0.1, "center": False},
+                  reshapes_to_hidden=True),
 }
 
 

@@ -19,9 +19,6 @@ from .cold import make_split
 from .methods import METHODS, build_table
 from .plan import ComparisonPlan, backbone_arguments
 
-# Methods whose item table is the embeddings reshaped to hidden_size columns.
-RESHAPED_TO_HIDDEN = ("pca", "alphafuse", "recpca", "ace")
-
 
 def check_device(device: str) -> None:
     """Raise :class:`InputError` now if ``device`` (``--device``) names a CUDA device that
@@ -79,10 +76,9 @@ reshapes the embeddings to 8 columns, but they have 6; lower the hidden size to 
 or leave ace out.
     """
     check_device(plan.device)
-    rows = E.shape[0] if fit_rows is None else int(np.sum(fit_rows))
+    width = min(E.shape[1], E.shape[0] if fit_rows is None else int(np.sum(fit_rows)))
     for method in plan.methods:
-        width = min(E.shape[1], rows)
-        if method in RESHAPED_TO_HIDDEN and plan.hidden_size > width:
+        if METHODS[method].reshapes_to_hidden and plan.hidden_size > width:
             raise InputError(
                 f"hidden_size={plan.hidden_size} (--hidden-size): method {method!r} reshapes "
                 f"the embeddings to {plan.hidden_size} columns, but they have {width}; lower "

@@ -103,13 +103,12 @@ def ensure_writable(out: Path, name: str | None = None) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise InputError(f"{where}: can not write there ({error.strerror or error}); "
-                         f"choose {fix}.") from error
+        raise _unwritable(where, error, fix) from error
 
 
-def _unwritable(out: Path, error: OSError) -> InputError:
-    return InputError(f"{out}: can not write there ({error.strerror or error}); choose "
-                      "another folder.")
+def _unwritable(where, error: OSError, fix: str = "another folder") -> InputError:
+    return InputError(f"{where}: can not write there ({error.strerror or error}); choose "
+                      f"{fix}.")
 
 
 def _take(stream, out: Path) -> None:
