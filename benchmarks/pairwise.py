@@ -22,10 +22,10 @@ import pandas as pd
 from scipy.stats import ttest_rel
 
 from recmodels.comparison.cold import NEW_SPLIT
-from recmodels.comparison.report import (TABLE_METRICS, chosen_cells,
-                                         comparability_error, per_user_test_metrics,
-                                         folder_arguments, parsed_folder_arguments,
-                                         seed_note)
+from recmodels.comparison.report import TABLE_METRICS, per_user_test_metrics
+from recmodels.comparison.selection import (chosen_cells, comparability_error, folder_arguments,
+                                            missing_cells_error, parsed_folder_arguments,
+                                            seed_note)
 
 ALPHA = 0.05
 USERS = {"all": "test", "new": NEW_SPLIT}
@@ -37,11 +37,10 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
     """The markdown table of every pair of ``out``'s selected ``backbone`` test rows."""
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
     test = results[(results["split"] == "test") & results["selected"].astype(bool)]
-    if backbone not in set(test["backbone"]):
-        raise SystemExit(f"{out / 'results.csv'}: no selected {backbone} test cells; "
-                         f"--backbone one of: {', '.join(sorted(set(test['backbone'])))}.")
-    test = test[test["backbone"] == backbone]
-    test = chosen_cells(test, sequences, seeds)
+    missing = missing_cells_error(test, backbone, sequences, seeds)
+    if missing is not None:
+        raise SystemExit(f"{out / 'results.csv'}: {missing}")
+    test = chosen_cells(test[test["backbone"] == backbone], sequences, seeds)
     if users == "new":
         test = test[[json.loads(settings).get("protocol") == "cold-start"
                      for settings in test["settings"]]]

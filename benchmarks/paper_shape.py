@@ -27,10 +27,10 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import ttest_rel
 
-from recmodels.comparison.report import (TABLE_METRICS, chosen_cells,
-                                         comparability_error, per_user_test_metrics,
-                                         folder_arguments, parsed_folder_arguments,
-                                         seed_note)
+from recmodels.comparison.report import TABLE_METRICS, per_user_test_metrics
+from recmodels.comparison.selection import (chosen_cells, comparability_error, folder_arguments,
+                                            missing_cells_error, parsed_folder_arguments,
+                                            seed_note)
 
 ALPHA = 0.05
 # Seed paper, Table 1, Beauty, SASRec, full ranking: R@10, N@10, R@20, N@20.
@@ -89,9 +89,11 @@ def shape_tables(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
                  sequences: str | None = None, seeds: list[int] | None = None) -> str:
     """Both tables as markdown, for the methods of ``out`` that the paper also has."""
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
-    test = results[(results["split"] == "test") & results["selected"].astype(bool)
-                   & (results["backbone"] == backbone)]
-    test = chosen_cells(test, sequences, seeds)
+    test = results[(results["split"] == "test") & results["selected"].astype(bool)]
+    missing = missing_cells_error(test, backbone, sequences, seeds)
+    if missing is not None:
+        raise SystemExit(f"{out / 'results.csv'}: {missing}")
+    test = chosen_cells(test[test["backbone"] == backbone], sequences, seeds)
     error = comparability_error(test)
     if error is not None:
         raise SystemExit(f"{out / 'results.csv'}, {backbone}: {error}")

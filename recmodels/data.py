@@ -323,6 +323,11 @@ def build_sequences(
             "interactions need columns user_id, item_id and timestamp or position; "
             f"got {list(interactions.columns)}."
         )
+    for name, value, least, why in (
+            ("k_core", k_core, 1, "1 keeps every user and item"),
+            ("min_length", min_length, 3, "each user needs a training, validation and test item")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name}={value!r} must be an integer of at least {least} ({why}).")
     frame = interactions[["user_id", "item_id", order]].copy()
     frame[order] = _check_log(frame, order, "interactions")
     frame["item_id"] = frame["item_id"].astype(str)

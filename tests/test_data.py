@@ -42,6 +42,15 @@ def test_max_history_keeps_each_users_latest_interactions_before_kcore():
             build_sequences(log.sort_values(order), k_core=1, max_history=bad)
 
 
+def test_k_core_and_min_length_below_their_floor_are_refused():
+    log = synthetic_log(n_users=20, n_items=10, seed=0)
+    for setting, bad in (("k_core", 0), ("k_core", -1), ("k_core", 1.0), ("k_core", True),
+                         ("min_length", 2), ("min_length", 0)):
+        with pytest.raises(ValueError, match=f"{setting}={bad!r} must be an integer of at"):
+            build_sequences(log, **{setting: bad})
+    assert build_sequences(log, k_core=1, min_length=3).n_users > 0
+
+
 def test_sequences_are_chronological_and_indexed_by_catalogue():
     log = pd.DataFrame({"user_id": ["u"] * 4, "item_id": ["c", "a", "b", "a"],
                         "timestamp": [30, 10, 20, 40]})

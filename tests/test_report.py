@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recmodels.comparison.methods import METHODS
-from recmodels.comparison.report import comparability_error
+from recmodels.comparison.selection import comparability_error
 
 CONVERGED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "beauty_converged"
 
@@ -68,3 +68,14 @@ def test_the_committed_gru4rec_cells_make_one_table(capsys):
                           "reports on gru4rec too")
     assert _script("paper_shape").main([str(CONVERGED)]) == 0
     assert "SASRec Table 1" not in capsys.readouterr().out.splitlines()[0]
+
+
+@pytest.mark.parametrize("script", ["converged_table", "paper_shape", "pairwise"])
+def test_a_filter_that_keeps_no_cell_names_what_the_folder_has(script):
+    main = _script(script).main
+    with pytest.raises(SystemExit, match=r"no selected foo test cells; --backbone one of: "
+                                         r"bert4rec, gru4rec, sasrec\."):
+        main([str(CONVERGED), "--backbone", "foo"])
+    with pytest.raises(SystemExit, match=r"no selected gru4rec test cells of seed 9; it has "
+                                         r"seed 0 on prefixes rows; seed 0 on windows rows\."):
+        main([str(CONVERGED), "--backbone", "gru4rec", "--seeds", "9"])
