@@ -255,9 +255,20 @@ def read_recbole(path: str | Path) -> pd.DataFrame:
         path = found[0]
     table = pd.read_csv(path, sep="\t", dtype=str)
     table.columns = [c.split(":", 1)[0] for c in table.columns]
-    for column in ORDER_COLUMNS:
-        if column in table.columns:
-            table[column] = pd.to_numeric(table[column])
+    order = [c for c in ORDER_COLUMNS if c in table.columns]
+    if not {"user_id", "item_id"} <= set(table.columns) or not order:
+        raise ValueError(
+            f"{path}: a RecBole .inter file needs the fields user_id, item_id and timestamp "
+            f"(or position), tab-separated with field:type headers such as "
+            f"'user_id:token'; its header has {list(table.columns)}.")
+    for column in order:
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = numbers.isna() & table[column].notna()
+        if bad.any():
+            raise ValueError(f"{path}: field {column} holds {int(bad.sum())} non-numeric "
+                             f"value(s), e.g. {table.loc[bad, column].iloc[0]!r} on data row "
+                             f"{int(bad.to_numpy().argmax()) + 1}; it must be a number.")
+        table[column] = numbers
     return table
 
 

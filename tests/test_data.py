@@ -162,6 +162,20 @@ def test_folder_and_recbole_loaders(tmp_path):
     np.testing.assert_array_equal(a.item_ids[a.items - 1], b.item_ids[b.items - 1])
 
 
+@pytest.mark.parametrize("text, message", [
+    ("user_id:token\titem_id:token\n1\t2\n", r"needs the fields user_id, item_id and "
+     r"timestamp .* its header has \['user_id', 'item_id'\]"),
+    ("user_id item_id timestamp\n1 2 3\n", r"its header has \['user_id item_id timestamp'\]"),
+    ("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t4\tnoon\n",
+     r"field timestamp holds 1 non-numeric value\(s\), e.g. 'noon' on data row 2"),
+])
+def test_a_malformed_inter_file_is_named_with_its_problem(tmp_path, text, message):
+    (tmp_path / "bad.inter").write_text(text)
+    with pytest.raises(ValueError, match=message) as error:
+        read_recbole(tmp_path)
+    assert str(error.value).startswith(str(tmp_path / "bad.inter"))
+
+
 def test_train_sequences_leave_out_the_held_out_items():
     data = build_sequences(synthetic_log(), k_core=1)
     sequences = data.train_sequences()
