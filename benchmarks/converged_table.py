@@ -23,8 +23,8 @@ import pandas as pd
 from recmodels.comparison.methods import METHODS
 from recmodels.comparison.report import (HEADERS, TABLE_METRICS, per_user_test_metrics,
                                          significance_marks, training_summary)
-from recmodels.comparison.selection import (chosen_cells, comparability_error, folder_arguments,
-                                            missing_cells_error, parsed_folder_arguments,
+from recmodels.comparison.selection import (backbone_cells, comparability_error,
+                                            folder_arguments, parsed_folder_arguments,
                                             seed_note)
 from recmodels.provenance import settings_diff
 
@@ -57,12 +57,8 @@ def converged_table(out: Path, backbone: str = "sasrec", sequences: str | None =
     """The markdown table of ``out``'s selected ``backbone`` cells, and its notes."""
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str, "lr_valid": str},
                           keep_default_na=False, na_values={m: [""] for m in TABLE_METRICS})
-    selected = results[results["selected"].astype(bool)]
-    missing = missing_cells_error(selected[selected["split"] == "test"], backbone, sequences,
-                                  seeds)
-    if missing is not None:
-        raise SystemExit(f"{out / 'results.csv'}: {missing}")
-    rows = chosen_cells(selected[selected["backbone"] == backbone], sequences, seeds)
+    rows = backbone_cells(results[results["selected"].astype(bool)], backbone, sequences,
+                          seeds, out / "results.csv")
     test, valid = rows[rows["split"] == "test"], rows[rows["split"] == "valid"]
     error = comparability_error(test)
     if error is not None:

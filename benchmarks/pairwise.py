@@ -23,8 +23,8 @@ from scipy.stats import ttest_rel
 
 from recmodels.comparison.cold import NEW_SPLIT
 from recmodels.comparison.report import TABLE_METRICS, per_user_test_metrics
-from recmodels.comparison.selection import (chosen_cells, comparability_error, folder_arguments,
-                                            missing_cells_error, parsed_folder_arguments,
+from recmodels.comparison.selection import (backbone_cells, comparability_error,
+                                            folder_arguments, parsed_folder_arguments,
                                             seed_note)
 
 ALPHA = 0.05
@@ -37,10 +37,7 @@ def pair_table(out: Path, backbone: str = "sasrec", metric: str = "ndcg@20",
     """The markdown table of every pair of ``out``'s selected ``backbone`` test rows."""
     results = pd.read_csv(out / "results.csv", dtype={"fingerprint": str})
     test = results[(results["split"] == "test") & results["selected"].astype(bool)]
-    missing = missing_cells_error(test, backbone, sequences, seeds)
-    if missing is not None:
-        raise SystemExit(f"{out / 'results.csv'}: {missing}")
-    test = chosen_cells(test[test["backbone"] == backbone], sequences, seeds)
+    test = backbone_cells(test, backbone, sequences, seeds, out / "results.csv")
     if users == "new":
         test = test[[json.loads(settings).get("protocol") == "cold-start"
                      for settings in test["settings"]]]

@@ -213,3 +213,16 @@ def missing_cells_error(test: pd.DataFrame, backbone: str, sequences: str | None
     return (f"no selected {backbone} test cells {'of ' if seeds else ''}"
             f"{described(seeds or [], sequences)}; "
             f"it has {held}.")
+
+
+def backbone_cells(rows: pd.DataFrame, backbone: str, sequences: str | None = None,
+                   seeds: list[int] | None = None, source: object = "results.csv"
+                   ) -> pd.DataFrame:
+    """``rows`` (selected rows of a ``results.csv``) of ``backbone``'s cells on ``sequences``
+    rows and of ``seeds``: what a report script compares. Exits with
+    :func:`missing_cells_error`'s message, prefixed by ``source``, when no test row is left.
+    """
+    missing = missing_cells_error(rows[rows["split"] == "test"], backbone, sequences, seeds)
+    if missing is not None:
+        raise SystemExit(f"{source}: {missing}")
+    return chosen_cells(rows[rows["backbone"] == backbone], sequences, seeds)
