@@ -24,13 +24,15 @@ def choices(text: str, known, option: str) -> list[str]:
 
 
 def integers(text: str, option: str) -> list[int]:
-    """Integers of a comma-separated ``option`` value; a clear error otherwise."""
+    """Non-negative integers of a comma-separated ``option`` value (seeds: NumPy's
+    generators refuse negative ones); a clear error otherwise."""
     try:
         values = [int(part) for part in csv(text)]
     except ValueError:
         values = []
-    if not values:
-        raise InputError(f"{option} {text}: not a list of integers; write e.g. {option} 0,1,2.")
+    if not values or min(values) < 0:
+        raise InputError(f"{option} {text}: not a list of non-negative integers; write e.g. "
+                         f"{option} 0,1,2.")
     return values
 
 

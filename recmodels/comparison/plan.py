@@ -110,6 +110,10 @@ class ComparisonPlan:
                 raise ValueError(f"unknown {kind}(s) {unknown}; choose from {sorted(known)}.")
         if not self.seeds:
             raise ValueError("seeds is empty; give at least one seed.")
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0
+               for s in self.seeds):
+            raise ValueError(f"seeds={self.seeds!r} must be non-negative integers.")
+        self.seeds = [int(seed) for seed in self.seeds]  # NumPy integers do not go to JSON
         # A name given twice would train (or, with jobs, race for) the same cells twice.
         self.methods, self.backbones, self.seeds = (
             list(dict.fromkeys(names)) for names in (self.methods, self.backbones, self.seeds))
