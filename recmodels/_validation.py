@@ -9,9 +9,19 @@ from numbers import Integral, Real
 import torch
 
 
+#: The largest seed ``np.random.seed`` takes (``Trainer.fit`` seeds NumPy and torch).
+MAX_SEED = 2**32 - 1
+
+
+def is_seed(value) -> bool:
+    """Whether ``value`` is an integer seed NumPy and torch both take: 0 to :data:`MAX_SEED`."""
+    return (not isinstance(value, bool) and isinstance(value, Integral)
+            and 0 <= value <= MAX_SEED)
+
+
 def check_trainer_arguments(model, data, *, lr: float, batch_size: int, max_epochs: int,
                             patience: int, ks: Sequence[int], weight_decay: float,
-                            eval_batch_size: int, window_stride: int) -> None:
+                            eval_batch_size: int, window_stride: int, seed: int = 0) -> None:
     """Raise ``ValueError`` naming the argument, the problem and the fix.
 
     Examples
@@ -41,6 +51,8 @@ def check_trainer_arguments(model, data, *, lr: float, batch_size: int, max_epoc
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"{name}={value!r} must be a positive integer.")
+    if not is_seed(seed):
+        raise ValueError(f"seed={seed!r} must be an integer from 0 to 2**32 - 1.")
     if not ks or any(isinstance(k, bool) or not isinstance(k, Integral) or k < 1 for k in ks):
         raise ValueError(f"ks={tuple(ks)!r} must be positive integers, e.g. ks=(10, 20).")
 

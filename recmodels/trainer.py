@@ -165,7 +165,7 @@ class Trainer:
         check_trainer_arguments(model, data, lr=lr, batch_size=batch_size,
                                 max_epochs=max_epochs, patience=patience, ks=ks,
                                 weight_decay=weight_decay, eval_batch_size=eval_batch_size,
-                                window_stride=window_stride)
+                                window_stride=window_stride, seed=seed)
         name, _, k = metric.partition("@")
         if name not in ("recall", "ndcg") or not k.isdigit() or int(k) not in ks:
             raise ValueError(f"metric={metric!r} must be 'recall@K' or 'ndcg@K' with K in {ks}.")

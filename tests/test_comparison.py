@@ -155,10 +155,10 @@ def test_kept_models_rank_as_their_cells_did(tmp_path):
         load_model(plain, key)
 
 
-@pytest.mark.parametrize("seeds", [[-1], [0, 1.5], [True]])
+@pytest.mark.parametrize("seeds", [[-1], [2**32], [0, 1.5], [True]])
 def test_a_plan_refuses_seeds_numpy_and_torch_would_not_take(seeds):
     from recmodels.comparison.plan import ComparisonPlan
-    with pytest.raises(ValueError, match=r"seeds=.* must be non-negative integers"):
+    with pytest.raises(ValueError, match=r"seeds=.* must be integers from 0 to 2\*\*32 - 1"):
         ComparisonPlan(["id"], ["sasrec"], seeds, lr=1e-3)
     seeds = ComparisonPlan(["id"], ["sasrec"], [0, np.int64(2)], lr=1e-3).seeds
     assert seeds == [0, 2] and all(type(seed) is int for seed in seeds)

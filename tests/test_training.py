@@ -195,6 +195,8 @@ def test_unknown_metric_is_rejected(data):
     ({"patience": 1.5}, "patience=1.5 must be a positive integer"),
     ({"ks": (0, 10)}, r"ks=\(0, 10\) must be positive integers"),
     ({"weight_decay": -1e-4}, "weight_decay=-0.0001 must be a finite number of at least 0"),
+    ({"seed": -1}, r"seed=-1 must be an integer from 0 to 2\*\*32 - 1"),
+    ({"seed": 2**32}, r"seed=4294967296 must be an integer from 0 to 2\*\*32 - 1"),
     ({"device": "cuda"}, "device='cuda': this torch .* sees no CUDA device"),
 ])
 def test_bad_trainer_arguments_fail_before_any_work(arguments, message):

@@ -3,6 +3,7 @@ the option, the problem and the fix."""
 
 from __future__ import annotations
 
+from .._validation import is_seed
 from .inputs import InputError
 from .methods import METHODS
 
@@ -23,16 +24,16 @@ def choices(text: str, known, option: str) -> list[str]:
     return names
 
 
-def integers(text: str, option: str) -> list[int]:
-    """Non-negative integers of a comma-separated ``option`` value (seeds: NumPy's
-    generators refuse negative ones); a clear error otherwise."""
+def seeds(text: str, option: str = "--seeds") -> list[int]:
+    """Seeds of a comma-separated ``option`` value, integers from 0 to 2**32 - 1 (what
+    NumPy takes); a clear error otherwise."""
     try:
         values = [int(part) for part in csv(text)]
     except ValueError:
         values = []
-    if not values or min(values) < 0:
-        raise InputError(f"{option} {text}: not a list of non-negative integers; write e.g. "
-                         f"{option} 0,1,2.")
+    if not values or not all(is_seed(value) for value in values):
+        raise InputError(f"{option} {text}: not a list of integers from 0 to 2**32 - 1; "
+                         f"write e.g. {option} 0,1,2.")
     return values
 
 

@@ -326,7 +326,7 @@ def _compare(args: argparse.Namespace) -> int:
     plan = ComparisonPlan(
         methods=arguments.choices(args.methods, METHODS, "--methods"),
         backbones=arguments.choices(args.backbones, BACKBONES, "--backbones"),
-        seeds=arguments.integers(args.seeds, "--seeds"), max_epochs=args.max_epochs,
+        seeds=arguments.seeds(args.seeds), max_epochs=args.max_epochs,
         patience=args.patience, lr=args.lr, lr_grid=arguments.rates(args.lr_grid, "--lr-grid"),
         grid_epochs=_grid_epochs(args),
         device=args.device, window_stride=args.window_stride, sequences=args.sequences,

@@ -18,6 +18,7 @@ from ..data import SequenceData
 from ..models import BACKBONES
 from ..models.base import CAUSAL_SEQUENCES
 from ..provenance import array_digest, sequence_digest
+from .._validation import is_seed
 from ..trainer import resolve_device
 from .cold import PROTOCOLS, make_split, protocol_settings
 from .methods import METHODS
@@ -110,9 +111,8 @@ class ComparisonPlan:
                 raise ValueError(f"unknown {kind}(s) {unknown}; choose from {sorted(known)}.")
         if not self.seeds:
             raise ValueError("seeds is empty; give at least one seed.")
-        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0
-               for s in self.seeds):
-            raise ValueError(f"seeds={self.seeds!r} must be non-negative integers.")
+        if not all(is_seed(seed) for seed in self.seeds):
+            raise ValueError(f"seeds={self.seeds!r} must be integers from 0 to 2**32 - 1.")
         self.seeds = [int(seed) for seed in self.seeds]  # NumPy integers do not go to JSON
         # A name given twice would train (or, with jobs, race for) the same cells twice.
         self.methods, self.backbones, self.seeds = (
