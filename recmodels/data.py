@@ -106,16 +106,41 @@ class SequenceData:
         return np.diff(self.offsets)
 
     def align(self, matrix: np.ndarray) -> np.ndarray:
-        """Rows of ``matrix`` (one per catalogue item) in model order, for the item table."""
+        """Rows of ``matrix`` (one per catalogue item) in model order, for the item table.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from recmodels import build_sequences
+        >>> from recmodels.datasets import make_interactions
+        >>> data = build_sequences(make_interactions(), k_core=1)
+        >>> data.align(np.ones((data.n_items, 4), dtype=np.float32)).shape
+        (7, 4)
+        >>> data.align(np.ones(data.n_items))
+        Traceback (most recent call last):
+        ...
+        ValueError: The item matrix has shape (7,); pass a 2-D matrix, one row per catalogue item.
+        """
         matrix = np.asarray(matrix)
+        if matrix.ndim != 2:
+            raise ValueError(f"The item matrix has shape {matrix.shape}; pass a 2-D matrix, one "
+                             "row per catalogue item.")
         needed = int(self.embedding_rows.max()) + 1
-        if matrix.ndim != 2 or matrix.shape[0] < needed:
+        if matrix.shape[0] < needed:
             raise ValueError(
                 f"The item matrix has shape {matrix.shape}, but the data set refers to "
                 f"embedding row {needed - 1}: some items lack an embedding row. Pass one "
                 "row per catalogue item, in the order of build_sequences(catalogue=...)."
             )
-        return matrix[self.embedding_rows]
+        aligned = matrix[self.embedding_rows]
+        if np.issubdtype(aligned.dtype, np.inexact):
+            bad = ~np.isfinite(aligned).all(axis=1)
+            if bad.any():
+                raise ValueError(
+                    f"The item matrix has {int(bad.sum())} interacted item(s) with NaN or "
+                    f"infinite values, e.g. embedding row {int(self.embedding_rows[bad][0])}; "
+                    "re-encode those items before building a table from it.")
+        return aligned
 
     def train_sequences(self) -> list[np.ndarray]:
         """Training part of each sequence as row indices of :meth:`align`'s output.

@@ -61,6 +61,15 @@ def test_sequences_are_chronological_and_indexed_by_catalogue():
     np.testing.assert_array_equal(np.asarray(catalogue)[data.embedding_rows], data.item_ids)
     matrix = np.arange(8.0).reshape(4, 2)
     np.testing.assert_array_equal(data.align(matrix), matrix[data.embedding_rows])
+    matrix[3] = np.nan  # the unused catalogue item's row is never read
+    np.testing.assert_array_equal(data.align(matrix), matrix[data.embedding_rows])
+    matrix[2] = np.inf  # item "c"
+    with pytest.raises(ValueError, match=r"1 interacted item\(s\) with NaN or infinite "
+                                         r"values, e.g. embedding row 2; re-encode"):
+        data.align(matrix)
+    with pytest.raises(ValueError, match=r"shape \(2, 2\), but the data set refers to "
+                                         r"embedding row 2"):
+        data.align(matrix[:2])
 
 
 def test_bad_logs_get_clear_errors():
