@@ -9,6 +9,7 @@ from recmodels import (
     AlphaFuseTable,
     BERT4Rec,
     GRU4Rec,
+    ItemTable,
     SASRec,
     TrainableTable,
 )
@@ -346,5 +347,13 @@ def test_gru4rec_groups_prefix_rows_by_length_with_equal_states_and_gradients():
     (0, 8, "the item table has 0 items"),
 ])
 def test_a_model_without_items_or_length_is_refused(backbone, n_items, max_len, message):
+    class FixedTable(ItemTable):  # a user's own table: TrainableTable refuses 0 items itself
+        def __init__(self):
+            super().__init__()
+            self.n_items, self.hidden_size = n_items, HIDDEN
+
+        def forward(self):
+            return torch.zeros(n_items + 1, HIDDEN)
+
     with pytest.raises(ValueError, match=message):
-        backbone(TrainableTable(n_items, HIDDEN), max_len=max_len)
+        backbone(FixedTable(), max_len=max_len)

@@ -329,3 +329,17 @@ def test_bench_adapter_times_both_passes_on_beauty_and_they_agree(beauty_dir):
     assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)
     assert float(rows[0][5]) < 1e-5  # the summed second layer, to rounding
     assert float(rows[1][5]) == 0.0  # one view runs the plain layers
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda E: TrainableTable(0, 8), "n_items=0 must be a positive integer"),
+    (lambda E: TrainableTable(5, 0), "hidden_size=0 must be a positive integer"),
+    (lambda E: TrainableTable(5, 8.0), r"hidden_size=8.0 must be a positive integer"),
+    (lambda E: TrainableTable(5, 8, init_std=-1.0), "init_std=-1.0 must be a standard"),
+    (lambda E: AdapterTable([E], 0), "hidden_size=0 must be a positive integer"),
+    (lambda E: AdapterTable([E], 8, inner_size=0), "inner_size=0 must be a positive integer"),
+])
+def test_a_table_with_no_rows_or_columns_is_refused_where_it_is_built(E, build, message):
+    with pytest.raises(ValueError, match=message):
+        build(E)
+    assert TrainableTable(np.int64(5), 8).weight.shape == (5, 8)
