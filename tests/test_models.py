@@ -341,19 +341,21 @@ def test_gru4rec_groups_prefix_rows_by_length_with_equal_states_and_gradients():
 
 
 @pytest.mark.parametrize("backbone", [SASRec, GRU4Rec, BERT4Rec])
-@pytest.mark.parametrize("n_items, max_len, message", [
-    (5, 0, "max_len=0 must be a positive integer"),
-    (5, 2.5, "max_len=2.5 must be a positive integer"),
-    (0, 8, "the item table has 0 items"),
+@pytest.mark.parametrize("n_items, width, max_len, message", [
+    (5, HIDDEN, 0, "max_len=0 must be a positive integer"),
+    (5, HIDDEN, 2.5, "max_len=2.5 must be a positive integer"),
+    (0, HIDDEN, 8, "the item table has 0 items"),
+    (5, 0, 8, "the item table is 0 columns wide"),
 ])
-def test_a_model_without_items_or_length_is_refused(backbone, n_items, max_len, message):
-    class FixedTable(ItemTable):  # a user's own table: TrainableTable refuses 0 items itself
+def test_a_model_without_items_or_length_is_refused(backbone, n_items, width, max_len,
+                                                     message):
+    class FixedTable(ItemTable):  # a user's own table: TrainableTable refuses these itself
         def __init__(self):
             super().__init__()
-            self.n_items, self.hidden_size = n_items, HIDDEN
+            self.n_items, self.hidden_size = n_items, width
 
         def forward(self):
-            return torch.zeros(n_items + 1, HIDDEN)
+            return torch.zeros(n_items + 1, width)
 
     with pytest.raises(ValueError, match=message):
         backbone(FixedTable(), max_len=max_len)

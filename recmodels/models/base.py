@@ -90,6 +90,9 @@ class SequentialRecommender(nn.Module):
         if item_table.n_items < 1:
             raise ValueError(f"the item table has {item_table.n_items} items; a model needs "
                              "at least one (build it with data.n_items rows).")
+        if item_table.hidden_size < 1:
+            raise ValueError(f"the item table is {item_table.hidden_size} columns wide; a model "
+                             "needs at least one (its hidden_size).")
         self.item_table = item_table
         self.max_len = max_len
         self.hidden_size = item_table.hidden_size
