@@ -1,4 +1,5 @@
-"""Checks of a :class:`~recmodels.trainer.Trainer`'s arguments and device, before any work."""
+"""Checks of a :class:`~recmodels.trainer.Trainer`'s and of evaluation's arguments and device,
+before any work."""
 
 from __future__ import annotations
 
@@ -35,6 +36,20 @@ def check_trainer_arguments(model, data, *, lr: float, batch_size: int, max_epoc
     ...
     ValueError: lr=0.0 must be a finite number above 0, e.g. lr=1e-3.
     """
+    check_same_items(model, data)
+    if not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr={lr!r} must be a finite number above 0, e.g. lr=1e-3.")
+    if not isinstance(weight_decay, Real) or not math.isfinite(weight_decay) or weight_decay < 0:
+        raise ValueError(f"weight_decay={weight_decay!r} must be a finite number of at least 0.")
+    check_counts(batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                 eval_batch_size=eval_batch_size, window_stride=window_stride)
+    if not is_seed(seed):
+        raise ValueError(f"seed={seed!r} must be an integer from 0 to 2**32 - 1.")
+    check_ks(ks)
+
+
+def check_same_items(model, data) -> None:
+    """Refuse a model whose item table has more or fewer rows than ``data`` has items."""
     if model.n_items != data.n_items:
         raise ValueError(
             f"the model's item table has {model.n_items} items but the data has "
@@ -42,17 +57,17 @@ def check_trainer_arguments(model, data, *, lr: float, batch_size: int, max_epoc
             f"leave items out or rank items that do not exist; build the table with "
             f"data.n_items rows (e.g. TrainableTable(data.n_items, hidden_size)) from "
             f"data.align(matrix).")
-    if not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr={lr!r} must be a finite number above 0, e.g. lr=1e-3.")
-    if not isinstance(weight_decay, Real) or not math.isfinite(weight_decay) or weight_decay < 0:
-        raise ValueError(f"weight_decay={weight_decay!r} must be a finite number of at least 0.")
-    counts = {"batch_size": batch_size, "max_epochs": max_epochs, "patience": patience,
-              "eval_batch_size": eval_batch_size, "window_stride": window_stride}
+
+
+def check_counts(**counts) -> None:
+    """Refuse any of ``counts`` (name=value) that is not a positive integer."""
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"{name}={value!r} must be a positive integer.")
-    if not is_seed(seed):
-        raise ValueError(f"seed={seed!r} must be an integer from 0 to 2**32 - 1.")
+
+
+def check_ks(ks: Sequence[int]) -> None:
+    """Refuse cut-offs that are not positive integers, or none."""
     if not ks or any(isinstance(k, bool) or not isinstance(k, Integral) or k < 1 for k in ks):
         raise ValueError(f"ks={tuple(ks)!r} must be positive integers, e.g. ks=(10, 20).")
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ._validation import check_counts, check_ks, check_same_items
 from .batching import eval_batch
 from .data import SequenceData
 from .metrics import DEFAULT_KS, mask_history, per_user_metrics, target_ranks
@@ -61,6 +62,8 @@ def rank_targets(model: SequentialRecommender, data: SequenceData, split: str = 
     >>> ranks.shape == (data.n_users,), bool((ranks < data.n_items).all())
     (True, True)
     """
+    check_same_items(model, data)
+    check_counts(batch_size=batch_size)
     device = model_device(model) if device is None else torch.device(device)
     batch = eval_batch(data, split, model.context_len, with_history=mask_seen)
     inputs = torch.from_numpy(batch.inputs)
@@ -149,6 +152,7 @@ def evaluate(model: SequentialRecommender, data: SequenceData, split: str = "val
     >>> sorted(metrics), metrics["recall@10"]
     (['ndcg@1', 'ndcg@10', 'recall@1', 'recall@10'], 1.0)
     """
+    check_ks(ks)
     ranks = rank_targets(model, data, split, mask_seen=mask_seen, batch_size=batch_size,
                          device=device)
     return mean_metrics(ranks, ks)

@@ -14,6 +14,7 @@ from recmodels import (
     Trainer,
     TrainingDivergedError,
     build_sequences,
+    evaluate,
     ranking_metric_sums,
 )
 from recmodels.metrics import mask_history
@@ -208,3 +209,17 @@ def test_bad_trainer_arguments_fail_before_any_work(arguments, message):
     model = SASRec(TrainableTable(n_items, 8), max_len=5, inner_size=16)
     with pytest.raises(ValueError, match=message):
         Trainer(model, data, verbose=False, **arguments)
+
+
+@pytest.mark.parametrize("n_items, arguments, message", [
+    (+2, {}, "the model's item table has 27 items but the data has 25"),
+    (-2, {}, "the model's item table has 23 items but the data has 25"),
+    (0, {"ks": ()}, r"ks=\(\) must be positive integers"),
+    (0, {"ks": (0, 10)}, r"ks=\(0, 10\) must be positive integers"),
+    (0, {"batch_size": 0}, "batch_size=0 must be a positive integer"),
+])
+def test_evaluate_alone_checks_its_arguments_like_the_trainer(n_items, arguments, message):
+    data = build_sequences(synthetic_log(), k_core=1)
+    model = SASRec(TrainableTable(data.n_items + n_items, 8), max_len=5, inner_size=16)
+    with pytest.raises(ValueError, match=message):
+        evaluate(model, data, "valid", **arguments)
