@@ -338,6 +338,30 @@ def test_an_unwritable_out_fails_before_the_text_is_encoded(folder, tmp_path, ca
     assert not out.exists()
 
 
+@pytest.mark.parametrize("content, problem", [
+    ("user,item\n1,2\n", "no column(s) ['method', 'backbone', 'seed', 'lr', 'selected', "
+                          "'split', 'fingerprint', 'settings']"),
+    ("", "No columns to parse from file"),
+])
+def test_an_out_whose_results_csv_is_not_ours_fails_before_the_text_is_encoded(
+        folder, tmp_path, capsys, monkeypatch, content, problem):
+    from recmodels.comparison import cli
+
+    def encode(*args, **kwargs):
+        raise AssertionError("the item text was encoded before results.csv was read")
+
+    monkeypatch.setattr(cli, "encode_items", encode)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_text(content)
+    assert run_bench(folder, out, embeddings=None) == 2
+    assert single_error_line(capsys) == (
+        f"{out / 'results.csv'}: not a results table ace-bench wrote ({problem}); move it "
+        "away or use another folder.")
+    assert sorted(p.name for p in out.iterdir()) == ["results.csv"]
+    assert (out / "results.csv").read_text() == content
+
+
 @pytest.mark.parametrize("grid", [["--lr-grid", "1e-3,1e-4"], ["--grid-epochs", "2"]])
 def test_one_rate_and_a_grid_are_not_given_together(folder, tmp_path, capsys, grid):
     with pytest.raises(SystemExit) as exit_info:

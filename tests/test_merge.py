@@ -81,6 +81,12 @@ def test_bad_folders_are_clear_errors(runs, capsys):
     assert "toy: no results.csv here" in capsys.readouterr().err
     with pytest.raises(InputError, match="a source is the destination itself"):
         merge_folders([tmp / "a"], tmp / "a")
+    (tmp / "foreign").mkdir()
+    (tmp / "foreign" / "results.csv").write_text("user,item\n1,2\n")
+    with pytest.raises(InputError, match=r"foreign.results.csv: not a results table ace-bench "
+                                         r"wrote \(no column\(s\) \['method'"):
+        merge_folders([tmp / "foreign"], tmp / "y")
+    assert not (tmp / "y").exists()
 
 
 def test_later_seeds_at_the_chosen_rate_merge_into_a_grid_run(tmp_path, capsys):

@@ -23,7 +23,7 @@ from .methods import METHODS
 from .plan import DEFAULT_LR_GRID, ComparisonPlan
 from .preflight import check_device, check_inputs
 from .report import cold_start_tables, markdown_table, training_summary, write_spectrum
-from .runner import BACKBONES, run_comparison
+from .runner import BACKBONES, load_results, run_comparison
 from .runs import ensure_free, ensure_writable, folder_lock
 from .status import finished_rows, plan_status, status_report
 from .text import DEFAULT_ENCODER, encode_items, item_prompts
@@ -343,6 +343,8 @@ def _compare(args: argparse.Namespace) -> int:
         ensure_writable(args.out, "--out")
     if not args.dry_run:  # a dry run may read a GPU run's folder on a machine without one
         check_device(plan.device)
+    if (args.out / "results.csv").exists():
+        load_results(args.out / "results.csv")
     data, E, first_seen = load_inputs(args, plan)
     if args.dry_run:
         status = plan_status(plan, data, E, args.out, first_seen)

@@ -29,6 +29,7 @@ from ..models import BACKBONES
 from ..provenance import fingerprint, settings_diff
 from ..trainer import CheckpointMismatchError, Trainer, TrainingDivergedError
 from .cold import evaluate_cell
+from .inputs import InputError
 from .methods import build_table
 from .parallel import cell_pool, stop_workers, train_in_worker
 from .preflight import check_inputs
@@ -46,12 +47,24 @@ COLUMNS = ["method", "backbone", "seed", "lr", "selected", "split", *METRICS, "e
            "best_epoch", "seconds", "lr_grid", "lr_valid", "fingerprint", "settings"]
 TEXT_COLUMNS = {"fingerprint": str, "settings": str, "lr_grid": str, "lr_valid": str}
 SELECTION_METRIC = "ndcg@10"
+#: The columns that identify a cell; every results.csv that ace-bench wrote has them.
+KEY_COLUMNS = (*COLUMNS[:6], "fingerprint", "settings")
 
 
 def load_results(path: Path) -> pd.DataFrame:
-    """A ``results.csv`` with its text columns as text and empty metrics as NaN."""
-    return pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False,
-                       na_values={m: [""] for m in METRICS})
+    """A ``results.csv`` with its text columns as text and empty metrics as NaN; an
+    :class:`~.inputs.InputError` naming ``path`` if ``ace-bench`` did not write it."""
+    try:  # pandas' parser errors are ValueErrors
+        results = pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False,
+                              na_values={m: [""] for m in METRICS})
+        missing = [column for column in KEY_COLUMNS if column not in results.columns]
+        problem = f"no column(s) {missing}" if missing else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        problem = str(exc)
+    if problem:
+        raise InputError(f"{path}: not a results table ace-bench wrote ({problem}); move it "
+                         "away or use another folder.")
+    return results
 
 
 class _Cells:
