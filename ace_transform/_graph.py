@@ -41,7 +41,12 @@ def cooccurrence_graph(sequences: Sequence, n_items: int, *, window: int = 3):
     """
     if window < 1:
         raise ValueError(f"window={window} must be >= 1.")
-    arrays = [np.asarray(seq, dtype=np.int64).ravel() for seq in sequences]
+    arrays = [np.asarray(seq).ravel() for seq in sequences]
+    for i, array in enumerate(arrays):
+        if array.size and not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"sequences[{i}] holds {array.dtype} values, e.g. {array[0]}; "
+                             "pass integer item indices (embedding rows).")
+    arrays = [array.astype(np.int64, copy=False) for array in arrays]
     lengths = np.array([a.size for a in arrays], dtype=np.int64)
     flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
     if flat.size and (flat.min() < 0 or flat.max() >= n_items):

@@ -73,6 +73,9 @@ def test_cooccurrence_item_outside_matrix():
         RecPCA(n_components=2).fit(X, sequences=[[0, 1], [3, 20]])
     with pytest.raises(ValueError, match="item index -1"):
         RecPCA(n_components=2).fit(X, sequences=[[0, -1]])
+    with pytest.raises(ValueError, match=r"sequences\[1\] holds float64 values, e.g. 0.5; "
+                                         r"pass integer item indices"):
+        RecPCA(n_components=2).fit(X, sequences=[[0, 1], [0.5, 1.0]])
 
 
 def test_alphafuse_null_dim_too_large():
