@@ -105,6 +105,8 @@ def test_unknown_method_setting_is_rejected():
     data = build_sequences(synthetic_log(), k_core=1)
     with pytest.raises(ValueError, match=r"method 'ace' has no setting\(s\) \['lamda'\]"):
         build_table("ace", np.ones((data.n_items, 8)), data, 8, {"lamda": 1.0})
+    with pytest.raises(ValueError, match=r"init='zeros' must be one of \['normal', 'xavier'\]"):
+        build_table("id", np.ones((data.n_items, 8)), data, 8, {"init": "zeros"})
 
 
 def test_a_method_that_can_not_be_built_stops_the_run_before_any_cell(tmp_path, monkeypatch):

@@ -84,6 +84,8 @@ def _warm_sequences(data: SequenceData, warm: np.ndarray | None) -> list[np.ndar
 
 
 def _id(E, data, hidden, p, warm):
+    if p.get("init", "normal") not in ("normal", "xavier"):
+        raise ValueError(f"init={p['init']!r} must be one of ['normal', 'xavier'].")
     if p.get("init", "normal") == "xavier":
         # RecBole's GRU4Rec: xavier_normal_ on the (n_items + 1) x hidden embedding.
         return TrainableTable(data.n_items, hidden,
