@@ -1,6 +1,7 @@
 """PyTorch sequential recommenders whose item tables come from any embedding matrix."""
 
-from .data import FilterReport, SequenceData, build_sequences, load_folder, read_recbole
+from .data import FilterReport, SequenceData, build_sequences
+from .readers import load_folder, read_recbole
 from .evaluation import evaluate
 from .item_table import AdapterTable, AlphaFuseTable, ItemTable, TrainableTable
 from .metrics import ranking_metric_sums

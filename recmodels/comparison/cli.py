@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ..cold_start import CHOICES, MAX_SHARE, first_seen_times
-from ..data import SequenceData, build_sequences, load_folder
+from ..data import SequenceData, build_sequences
+from ..readers import load_folder
 from ..datasets import example_folder
 from ..models.base import CAUSAL_SEQUENCES
 from ..trainer import TrainingDivergedError
