@@ -11,12 +11,13 @@ gives exactly the table that ``torch.manual_seed(s); Table(...)`` built.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ._validation import check_counts
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "linear": None}
 ADAPTER_INITS = ("normal", "xavier", "torch")
@@ -48,11 +49,6 @@ def _check_width(matrix: torch.Tensor, hidden_size: int, name: str) -> None:
             f"{hidden_size}; reshape it to {hidden_size} columns first (for example "
             f"ACETransformer(n_components={hidden_size})) or use an adapter table."
         )
-
-
-def _check_count(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer.")
 
 
 def _check_option(value: str, options: Sequence[str], name: str) -> None:
@@ -141,8 +137,7 @@ class TrainableTable(ItemTable):
     def __init__(self, n_items: int, hidden_size: int, *, init=None, init_std: float = 0.02,
                  frozen: bool = False) -> None:
         super().__init__()
-        _check_count(n_items, "n_items")
-        _check_count(hidden_size, "hidden_size")
+        check_counts(n_items=n_items, hidden_size=hidden_size)
         if not init_std >= 0:
             raise ValueError(f"init_std={init_std!r} must be a standard deviation of at least 0.")
         self.n_items, self.hidden_size = n_items, hidden_size
@@ -281,9 +276,8 @@ class AdapterTable(ItemTable):
                              f"{[tuple(t.shape) for t in tensors]}.")
         _check_option(activation, list(ACTIVATIONS), "activation")
         _check_option(init, ADAPTER_INITS, "init")
-        _check_count(hidden_size, "hidden_size")
-        if inner_size is not None:
-            _check_count(inner_size, "inner_size")
+        check_counts(hidden_size=hidden_size,
+                     **({} if inner_size is None else {"inner_size": inner_size}))
         self.n_items, width = tensors[0].shape
         self.hidden_size = hidden_size
         self.init, self.init_std = init, init_std
